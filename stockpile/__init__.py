@@ -1,0 +1,43 @@
+"""stockpile — emergency-stockpile inventory for health preparedness."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from stockpile.config import from_environment
+from stockpile.extensions import babel, csrf, db, login_manager
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application: settings from the environment, then ``config`` on top."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(from_environment(app.instance_path))
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        if not (app.debug or app.testing):
+            raise RuntimeError(
+                "SECRET_KEY is not set. Set it in the environment to a long random value "
+                "(e.g. python -c 'import secrets; print(secrets.token_hex(32))').")
+        app.config["SECRET_KEY"] = "insecure-development-key"
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app)
+
+    from stockpile import api, cli
+    from stockpile.auth import views as auth_views
+    from stockpile.inventory import api as inventory_api
+    from stockpile.inventory import views as inventory_views
+
+    api.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(inventory_api.bp)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(inventory_views.bp)
+    cli.register(app)
+    return app

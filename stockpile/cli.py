@@ -1,0 +1,128 @@
+"""Command-line commands (``flask --app stockpile …``): the same services as the API."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup
+
+from stockpile import db as database
+from stockpile.auth import services as auth
+from stockpile.errors import DomainError
+from stockpile.extensions import db
+from stockpile.inventory import services as inventory
+from stockpile.inventory.models import Depot, Lot, Organisation
+
+
+def _fail(error: DomainError) -> None:
+    raise click.ClickException(error.message)
+
+
+db_cli = AppGroup("db", help="Database schema.")
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema (Alembic)."""
+    assert db.engine is not None
+    database.upgrade(db.engine, revision)
+    click.echo(f"Database at {db.engine.url.render_as_string(hide_password=True)} is at {revision}.")
+
+
+users_cli = AppGroup("users", help="User accounts.")
+
+
+@users_cli.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--password", help="Sign-in password for the pages (optional; the token works for the API).")
+def create_admin(email: str, password: str | None) -> None:
+    """Create the first administrator and print an API token on the last line."""
+    session = db.session
+    try:
+        user = auth.create_user(session, email=email, password=password, role="admin")
+        token = auth.create_token(session, user, name="created with create-admin")
+    except DomainError as error:
+        _fail(error)
+    session.commit()
+    click.echo(f"Administrator {user.email} created. API token:")
+    click.echo(token)
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True)
+@click.option("--organisation", "organisation_code", help="Organisation code (not needed for admin).")
+@click.option("--name", default="")
+def create_user(email: str, password: str, role: str, organisation_code: str | None, name: str) -> None:
+    """Create a user with one role in one organisation."""
+    session = db.session
+    try:
+        org = inventory.by_code(session, Organisation, organisation_code) if organisation_code else None
+        user = auth.create_user(session, email=email, password=password, name=name, role=role,
+                                organisation=org)
+    except DomainError as error:
+        _fail(error)
+    session.commit()
+    click.echo(f"User {user.email} created ({role}{' at ' + organisation_code if organisation_code else ''}).")
+
+
+tokens_cli = AppGroup("tokens", help="API tokens.")
+
+
+@tokens_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+def create_token(email: str, name: str) -> None:
+    """Print a new API token for the user, alone on the last line."""
+    from stockpile.auth.models import User
+
+    session = db.session
+    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No user with e-mail {email}.")
+    token = auth.create_token(session, user, name=name)
+    session.commit()
+    click.echo(f"New API token for {user.email}:")
+    click.echo(token)
+
+
+@click.command("verify")
+def verify() -> None:
+    """Recompute every balance from the ledger; exit 1 and list differences if any."""
+    session = db.session
+    differences = inventory.verify(session)
+    if not differences:
+        click.echo("Ledger and balances agree.")
+        return
+    for d in differences:
+        lot = session.get(Lot, d.lot_id)
+        depot = session.get(Depot, d.depot_id)
+        click.echo(f"lot {lot.item.code}/{lot.lot_number} in {depot.code} ({d.pool}): "
+                   f"balance {d.balance}, ledger {d.ledger}")
+    click.echo(f"{len(differences)} balance(s) differ from the ledger.", err=True)
+    sys.exit(1)
+
+
+@click.command("demo")
+def demo() -> None:
+    """Load the demo data set (invented quantities) into an empty database."""
+    from stockpile import demo as demo_data
+
+    session = db.session
+    if session.scalar(sa.select(sa.func.count()).select_from(Organisation)):
+        raise click.ClickException("The database already holds organisations; the demo loads only into an empty one.")
+    users = demo_data.load(session)
+    session.commit()
+    click.echo("Demo data loaded (invented quantities, for trying stockpile out). Demo users:")
+    for email, password, role, org in users:
+        click.echo(f"  {role:<16} {email:<36} password: {password:<20} {org or ''}")
+
+
+def register(app: Flask) -> None:
+    for command in (db_cli, users_cli, tokens_cli, verify, demo):
+        app.cli.add_command(command)

@@ -1,0 +1,164 @@
+"""SQLAlchemy wiring: the declarative base, the engine, and a session per request.
+
+Plain SQLAlchemy 2.x (no Flask-SQLAlchemy): domain services take a ``Session`` and never
+import Flask, so the CLI, the scheduler and the tests call them the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import Flask, g, has_request_context, request
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(so.DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps on every database (SQLite has no time zone type)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC timestamps")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and real BEGINs."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        engine = sa.create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over so
+    # that writers can BEGIN IMMEDIATE (the SQLite equivalent of locking the rows they touch).
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
+
+
+def begin_write(session: so.Session) -> None:
+    """Start ``session``'s transaction as a writer if it has not started yet.
+
+    On SQLite this is ``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so
+    a posting never decides on a snapshot another writer has already changed. On PostgreSQL
+    the posting path locks the balance rows with ``SELECT … FOR UPDATE`` instead.
+    """
+    if not session.in_transaction():
+        session.connection(execution_options=WRITE_OPTIONS)
+
+
+class Database:
+    """Holds the engine and hands out one session per request (or per CLI command)."""
+
+    def __init__(self) -> None:
+        self.engine: sa.Engine | None = None
+        self.sessionmaker: so.sessionmaker[so.Session] | None = None
+        self.fixed_session: so.Session | None = None  # tests bind one session to a transaction
+
+    def init_app(self, app: Flask) -> None:
+        self.engine = make_engine(app.config["DATABASE_URL"])
+        self.sessionmaker = so.sessionmaker(self.engine, expire_on_commit=False)
+        app.extensions["stockpile.db"] = self
+        app.teardown_appcontext(self._remove)
+
+    @property
+    def session(self) -> so.Session:
+        if self.fixed_session is not None:
+            return self.fixed_session
+        if "db_session" not in g:
+            assert self.sessionmaker is not None, "Database.init_app was not called"
+            session = self.sessionmaker()
+            if has_request_context() and request.method not in {"GET", "HEAD", "OPTIONS"}:
+                begin_write(session)
+            g.db_session = session
+        return g.db_session
+
+    def _remove(self, _exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def load_models() -> sa.MetaData:
+    """Import every model module so ``Base.metadata`` knows all tables; returns it."""
+    import stockpile.auth.models  # noqa: F401
+    import stockpile.inventory.models  # noqa: F401
+
+    return Base.metadata
+
+
+def alembic_config(connection: sa.Connection | None = None, url: str | None = None) -> Any:
+    """An Alembic ``Config`` for ``migrations/``, bound to a connection or a URL."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIR)
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations on ``engine`` up to ``revision``."""
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)

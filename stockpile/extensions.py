@@ -1,0 +1,12 @@
+"""Extensions created once and bound to the application in ``create_app``."""
+
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from stockpile.db import Database
+
+db = Database()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()

@@ -1,0 +1,149 @@
+"""Shared fixtures: a migrated database, one rolled-back transaction per test, the app.
+
+The database under test is SQLite (a temporary file) unless ``STOCKPILE_TEST_DATABASE_URL``
+names another, e.g. ``postgresql://postgres@127.0.0.1:5432/test``. Tests marked ``postgres``
+need PostgreSQL at ``STOCKPILE_TEST_POSTGRES_URL`` (default the same local ``test`` database);
+where it is not reachable they are skipped with the reason, unless
+``STOCKPILE_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from stockpile import create_app
+from stockpile.db import load_models, make_engine, upgrade
+from stockpile.extensions import db
+from stockpile.inventory import services as inventory
+from tests import factories
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _reset_postgres(url: str) -> sa.Engine:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    upgrade(engine)
+    return engine
+
+
+def _postgres_unavailable(url: str) -> str | None:
+    try:
+        engine = make_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means "not available here"
+        return f"PostgreSQL not reachable at {url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("STOCKPILE_TEST_DATABASE_URL")
+    if url:
+        return url
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "stockpile-test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """The database under test, built by running the Alembic migrations."""
+    if database_url.startswith("postgres"):
+        reason = _postgres_unavailable(database_url)
+        if reason:
+            pytest.fail(reason)  # the suite was asked to run on PostgreSQL: never skip that
+        eng = _reset_postgres(database_url)
+    else:
+        eng = make_engine(database_url)
+        upgrade(eng)
+    load_models()
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(engine: sa.Engine) -> Iterator[sa.Engine]:
+    """A migrated PostgreSQL database for tests that need PostgreSQL itself (row locks)."""
+    if engine.dialect.name == "postgresql":
+        yield engine
+        return
+    url = os.environ.get("STOCKPILE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    reason = _postgres_unavailable(url)
+    if reason:
+        if os.environ.get("STOCKPILE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (STOCKPILE_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    eng = _reset_postgres(url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def session(connection: sa.Connection) -> Iterator[so.Session]:
+    """A session inside the test's transaction; its commits become savepoints, rolled back after.
+
+    After every test that used it, the ledger invariant is checked: each balance equals the
+    sum of its movements (``verify`` finds nothing).
+    """
+    sess = so.Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    yield sess
+    if not sess.is_active:
+        sess.rollback()
+    differences = inventory.verify(sess)
+    sess.close()
+    assert differences == [], f"balances differ from the ledger: {differences}"
+
+
+@pytest.fixture
+def app_config(database_url: str) -> dict[str, object]:
+    return {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
+            "WTF_CSRF_ENABLED": False, "LOGIN_MAX_FAILURES": 5}
+
+
+@pytest.fixture
+def app(app_config: dict[str, object], session: so.Session):
+    application = create_app(app_config)
+    db.fixed_session = session
+    yield application
+    db.fixed_session = None
+    assert db.engine is not None
+    db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def world(session: so.Session) -> factories.World:
+    """Two organisations with a depot each, a few items and a user per role (see factories)."""
+    return factories.build_world(session)
+
+
+def login(client, email: str, password: str = factories.PASSWORD):
+    """Sign in through the login page; returns the response after redirects."""
+    return client.post("/login", data={"email": email, "password": password}, follow_redirects=True)
