@@ -1,5 +1,776 @@
-"""Pages for items, lots, stock cards and the movement forms."""
+"""Pages for items, lots, stock cards, the movement forms and master-data administration.
 
-from flask import Blueprint
+Every page reads through the access rules of ``stockpile.auth.services``: lists are limited to
+the organisations the user may read, and every form post checks that the user may write for
+each depot it names before anything else happens (403 otherwise, whatever the form offered).
+A refusal of the domain re-renders the form with the facts; nothing is committed then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from stockpile.auth import services as auth
+from stockpile.errors import DomainError, Forbidden, NotFound
+from stockpile.extensions import db
+from stockpile.inventory import gs1
+from stockpile.inventory import services as inventory
+from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LABELS, KIND_LABELS,
+                                       MOVEMENT_LABELS, POOL_LABELS, PPE_GROUP_LABELS,
+                                       STATUS_LABELS, CountForm, DepotForm, DisposalForm,
+                                       DomainForm, ExtendForm, IssueForm, ItemForm, LotStatusForm,
+                                       OrganisationForm, ReceiptForm, ReverseForm, TransferForm,
+                                       option)
+from stockpile.inventory.models import (Balance, Category, Depot, Item, Lot, LotEvent, Movement,
+                                        MovementKind, Organisation)
 
 bp = Blueprint("inventory", __name__)
+
+# The stock card shows this many of the newest rows unless all are asked for.
+CARD_ROWS = 100
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every page here needs a signed-in user."""
+
+
+# --- shared helpers -----------------------------------------------------------------------
+
+def _today() -> dt.date:
+    return inventory.local_today(current_app.config["TIMEZONE"])
+
+
+def _context() -> inventory.Context:
+    return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
+
+
+def _readable() -> set[int] | None:
+    return auth.readable_organisation_ids(db.session, current_user)
+
+
+def _depots(organisation_ids: set[int] | None) -> list[Depot]:
+    stmt = (sa.select(Depot).join(Depot.organisation).options(so.contains_eager(Depot.organisation))
+            .order_by(Organisation.name, Depot.name))
+    if organisation_ids is not None:
+        stmt = stmt.where(Depot.organisation_id.in_(organisation_ids))
+    return list(db.session.scalars(stmt))
+
+
+def _writable_depots() -> list[Depot]:
+    """The depots the user may record for; 403 if there are none (a read-only role)."""
+    depots = _depots(auth.writable_organisation_ids(current_user))
+    if not depots:
+        raise Forbidden(_("You may not record stock movements: your roles are read-only."))
+    return depots
+
+
+def _depot_choices(depots: Iterable[Depot]) -> list[Any]:
+    return [option(d.code, f"{d.name} ({d.code}) · {d.organisation.name}") for d in depots]
+
+
+def _item_choices() -> list[Any]:
+    items = db.session.scalars(sa.select(Item).order_by(Item.name))
+    return [option("", _("— choose an item —")), *(option(i.code, f"{i.name} ({i.code})") for i in items)]
+
+
+def _deny_foreign_depots(*fields: str) -> None:
+    """403 when a posted depot exists but is not the user's to change (crafted posts included)."""
+    for field in fields:
+        code = (request.form.get(field) or "").strip()
+        if not code:
+            continue
+        depot = db.session.scalar(sa.select(Depot).where(Depot.code == code))
+        if depot is not None:
+            auth.require_write(current_user, depot.organisation)
+
+
+def _writable_depot(code: str | None, field: str) -> Depot:
+    depot = inventory.by_code(db.session, Depot, (code or "").strip(), field=field)
+    auth.require_write(current_user, depot.organisation)
+    return depot
+
+
+def _item(code: str | None, field: str = "item") -> Item:
+    return inventory.by_code(db.session, Item, (code or "").strip(), field=field)
+
+
+def _text(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def _prefill(*names: str) -> dict[str, Any]:
+    """Form defaults from the query string (links from the item page), checked for access."""
+    data: dict[str, Any] = {}
+    for name in names:
+        value = request.args.get(name, "").strip()
+        if value:
+            data[name] = value
+    if "lot" in request.args:
+        data["lot_number"] = request.args["lot"].strip()
+    for field in ("depot", "from_depot"):
+        if field in data:
+            _writable_depot(data[field], field)
+    return data
+
+
+def _refused(form: DomainForm, error: DomainError) -> None:
+    """Undo everything the refused posting wrote and put the reason on the form."""
+    if isinstance(error, Forbidden):
+        raise error
+    db.session.rollback()
+    form.add_domain_error(error)
+
+
+def _back_to_item(item: Item, depot: Depot | None = None) -> Response:
+    return redirect(url_for("inventory.item", code=item.code, depot=depot.code if depot else None))
+
+
+def _lot_options(item_code: str | None) -> list[Lot]:
+    """Lots of the item held in depots the user may write to, for the lot field's suggestions."""
+    if not item_code:
+        return []
+    item = db.session.scalar(sa.select(Item).where(Item.code == item_code))
+    if item is None:
+        return []
+    stmt = inventory.stock(db.session, organisation_ids=auth.writable_organisation_ids(current_user),
+                           item=item)
+    seen: dict[int, Lot] = {}
+    for balance in db.session.scalars(stmt):
+        seen.setdefault(balance.lot.id, balance.lot)
+    return sorted(seen.values(), key=lambda lot: (lot.expiry or dt.date.max, lot.lot_number))
+
+
+def _render_form(form: DomainForm, *, title: str, submit: str, status: int = 200,
+                 template: str = "inventory/form.html", **extra: Any) -> tuple[str, int]:
+    item_code = form.data.get("item") if "item" in form else None
+    return render_template(template, form=form, title=title, submit=submit,
+                           lot_options=_lot_options(item_code), **extra), status
+
+
+def _lot_label(lot: Lot) -> str:
+    expiry = lot.expiry.isoformat() if lot.expiry else _("no expiry")
+    return _("lot %(lot)s (expires %(expiry)s)", lot=lot.lot_number, expiry=expiry)
+
+
+def _where(depot: Depot, pool: str) -> str:
+    return f"{depot.code} ({POOL_LABELS.get(pool, pool)})"
+
+
+# --- template helpers ----------------------------------------------------------------------
+
+@bp.app_template_filter("when")
+def _format_when(value: dt.datetime | None) -> str:
+    """A timestamp in the site's time zone, to the minute."""
+    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
+
+
+@bp.app_template_filter("day")
+def _format_day(value: dt.date | None) -> str:
+    return value.isoformat() if value else "—"
+
+
+@bp.app_template_filter("signed")
+def _format_signed(value: int) -> str:
+    return f"+{value}" if value > 0 else f"−{-value}" if value < 0 else "0"
+
+
+def _label(table: dict[Any, Any], value: str | None) -> str:
+    for key, text in table.items():
+        if key.value == value:
+            return str(text)
+    return value or ""
+
+
+@bp.record_once
+def _register_labels(state: Any) -> None:
+    # Globals rather than a context processor: imported macros see globals, not the context.
+    state.app.jinja_env.globals.update(
+        pool_label=lambda v: _label(POOL_LABELS, v),
+        kind_label=lambda v: _label(KIND_LABELS, v),
+        category_label=lambda v: _label(CATEGORY_LABELS, v),
+        status_label=lambda v: _label(STATUS_LABELS, v),
+        flag_label=lambda v: _label(FLAG_LABELS, v),
+        movement_label=lambda v: str(MOVEMENT_LABELS.get(v, v)),
+        disposal_label=lambda v: _label(DISPOSAL_LABELS, v),
+        ppe_group_label=lambda v: _label(PPE_GROUP_LABELS, v))
+
+
+# --- reading stock -------------------------------------------------------------------------
+
+@bp.route("/")
+def index() -> Response:
+    return redirect(url_for("inventory.items"))
+
+
+@bp.route("/items")
+def items() -> str:
+    category = request.args.get("category", "")
+    if category not in {c.value for c in Category}:
+        category = ""
+    query = request.args.get("q", "").strip()
+    stocked_only = request.args.get("stocked") == "1"
+    stmt = sa.select(Item).order_by(Item.name, Item.code)
+    if category:
+        stmt = stmt.where(Item.category == category)
+    if query:
+        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(sa.or_(sa.func.lower(Item.name).like(pattern, escape="\\"),
+                                 sa.func.lower(Item.code).like(pattern, escape="\\")))
+    all_items = list(db.session.scalars(stmt))
+    lines: dict[int, list[inventory.ItemStock]] = defaultdict(list)
+    for line in inventory.usable_by_item(db.session, organisation_ids=_readable(), today=_today(),
+                                         category=category or None):
+        lines[line.item.id].append(line)
+    if stocked_only:
+        all_items = [i for i in all_items if lines.get(i.id)]
+    rows = [{"item": i, "lines": lines.get(i.id, []),
+             "on_hand": sum(x.on_hand for x in lines.get(i.id, [])),
+             "usable": sum(x.usable for x in lines.get(i.id, []))} for i in all_items]
+    return render_template("inventory/items.html", rows=rows, category=category, query=query,
+                           stocked_only=stocked_only, categories=CATEGORY_LABELS)
+
+
+@bp.route("/items/<code>")
+def item(code: str) -> str:
+    session = db.session
+    item = _item(code)
+    readable = _readable()
+    depot = None
+    if request.args.get("depot"):
+        depot = inventory.by_code(session, Depot, request.args["depot"], field="depot")
+        auth.require_read(session, current_user, depot.organisation)
+    today = _today()
+    balances = sorted(session.scalars(inventory.stock(session, organisation_ids=readable,
+                                                      item=item, depot=depot)),
+                      key=lambda b: (b.lot.expiry or dt.date.max, b.lot.lot_number,
+                                     b.depot.code, b.pool))
+    card = inventory.stock_card(session, item=item, organisation_ids=readable, depot=depot)
+    show_all = request.args.get("all") == "1"
+    shown = list(reversed(card if show_all else card[-CARD_ROWS:]))
+    ids = [m.id for m, _balance in shown]
+    reversed_ids = set(session.scalars(sa.select(Movement.reversal_of_id)
+                                       .where(Movement.reversal_of_id.in_(ids)))) if ids else set()
+    writable = auth.writable_organisation_ids(current_user)
+    lot_ids = {b.lot.id for b in balances}
+    events = list(session.scalars(
+        sa.select(LotEvent).where(LotEvent.lot_id.in_(lot_ids))
+        .options(so.joinedload(LotEvent.lot), so.joinedload(LotEvent.recorded_by))
+        .order_by(LotEvent.recorded_at.desc(), LotEvent.id.desc()))) if lot_ids else []
+    # The depot filter offers the readable depots this item has ever moved through.
+    moved_through = (sa.select(Movement.depot_id).join(Movement.lot)
+                     .where(Lot.item_id == item.id).distinct())
+    depot_stmt = sa.select(Depot).where(Depot.id.in_(moved_through)).order_by(Depot.code)
+    if readable is not None:
+        depot_stmt = depot_stmt.where(Depot.organisation_id.in_(readable))
+    card_depots = list(session.scalars(depot_stmt))
+    return render_template(
+        "inventory/item.html", item=item, balances=balances, card=shown, card_total=len(card),
+        show_all=show_all, card_rows=CARD_ROWS, reversed_ids=reversed_ids, events=events,
+        depot=depot, card_depots=card_depots, today=today,
+        can_write=lambda org_id: writable is None or org_id in writable,
+        any_writable=writable is None or bool(writable),
+        holders_writable={b.lot.id for b in balances
+                          if writable is None or b.depot.organisation_id in writable})
+
+
+# --- recording movements -------------------------------------------------------------------
+
+@bp.route("/receipts/new", methods=["GET", "POST"])
+def receipt() -> Any:
+    depots = _writable_depots()
+    if request.method == "POST":
+        _deny_foreign_depots("depot")
+        form = ReceiptForm()
+    else:
+        form = ReceiptForm(data=_prefill("depot", "pool", "item"))
+    form.depot.choices = _depot_choices(depots)
+    form.item.choices = _item_choices()
+
+    def page(status: int = 200, scanned: bool = False) -> tuple[str, int]:
+        return _render_form(form, title=_("Record a receipt"), submit=_("Record receipt"),
+                            template="inventory/receipt.html", status=status, scanned=scanned)
+
+    if request.method == "GET":
+        return page()
+    scan = (form.scan.data or "").strip()
+    if request.form.get("action") == "scan":
+        # Read the barcode into the fields so the person sees what it says before recording.
+        try:
+            item, lot_number, expiry = gs1.for_receipt(db.session, scan)
+        except DomainError as error:
+            _refused(form, error)
+            return page(422)
+        form.item.data, form.lot_number.data, form.expiry.data = item.code, lot_number, expiry
+        # Fields render what was posted (raw_data) before their data; show the scan instead.
+        for field in (form.item, form.lot_number, form.expiry, form.scan):
+            field.raw_data = None
+        form.scan.data = ""
+        return page(scanned=True)
+    if not form.validate():
+        return page(422)
+    try:
+        depot = _writable_depot(form.depot.data, "depot")
+        if scan:
+            item, lot_number, expiry = gs1.for_receipt(db.session, scan)
+            _check_scan_agrees(form, item, lot_number, expiry)
+        else:
+            item, lot_number, expiry = _item(form.item.data), form.lot_number.data or "", form.expiry.data
+        movements = inventory.receive(db.session, _context(), depot=depot, item=item,
+                                      lot_number=lot_number, expiry=expiry,
+                                      quantity=form.quantity.data, pool=form.pool.data,
+                                      reference=_text(form.reference.data))
+        db.session.commit()
+    except DomainError as error:
+        _refused(form, error)
+        return page(422)
+    lot = movements[0].lot
+    flash(_("Received %(quantity)s × %(item)s, %(lot)s, into %(where)s.",
+            quantity=form.quantity.data, item=item.name, lot=_lot_label(lot),
+            where=_where(depot, form.pool.data)), "success")
+    return _back_to_item(item)
+
+
+def _check_scan_agrees(form: ReceiptForm, item: Item, lot_number: str, expiry: dt.date | None) -> None:
+    """Refuse a scan that contradicts what was typed: one of them is the wrong pack."""
+    typed = [("item", form.item.data, item.code), ("lot_number", _text(form.lot_number.data), lot_number),
+             ("expiry", form.expiry.data, expiry)]
+    for field, value, scanned in typed:
+        if value and value != scanned:
+            shown = scanned.isoformat() if isinstance(scanned, dt.date) else scanned
+            message = _("The scan says %(value)s here; clear the field or the scan.", value=shown)
+            raise DomainError(message, code="scan_mismatch", fields={field: [message]})
+
+
+def _pick_signature(pairs: Iterable[tuple[int, int]]) -> str:
+    return ",".join(f"{lot_id}:{quantity}" for lot_id, quantity in pairs)
+
+
+def _issue_kwargs(form: IssueForm) -> dict[str, Any]:
+    return {"quantity": form.quantity.data, "pool": form.pool.data,
+            "recipient": _text(form.recipient.data), "flag": form.flag.data,
+            "min_remaining_days": form.min_remaining_days.data,
+            "lot_number": _text(form.lot_number.data),
+            "override_reason": _text(form.override_reason.data),
+            "reference": _text(form.reference.data)}
+
+
+def _issue_preview(form: IssueForm, depot: Depot, item: Item) -> list[dict[str, Any]]:
+    """The lots the issue would take now: FEFO via ``fefo_preview``; a named lot is tried
+    through the posting path inside a savepoint that is always rolled back, so every rule
+    (status, expiry, remaining shelf life, quantity) is checked and nothing is written."""
+    kwargs = _issue_kwargs(form)
+    if kwargs["lot_number"]:
+        savepoint = db.session.begin_nested()
+        try:
+            movements = inventory.issue(db.session, _context(), depot=depot, item=item, **kwargs)
+            taken = [(m.lot, -m.quantity) for m in movements]
+        finally:
+            savepoint.rollback()
+    else:
+        picks = inventory.fefo_preview(db.session, depot=depot, pool=form.pool.data, item=item,
+                                       quantity=form.quantity.data, today=_today(),
+                                       min_remaining_days=form.min_remaining_days.data or 0)
+        taken = [(p.lot, p.quantity) for p in picks]
+    on_hand = {b.lot.id: b.quantity for b in db.session.scalars(
+        inventory.stock(db.session, organisation_ids=None, depot=depot, item=item, pool=form.pool.data))}
+    today = _today()
+    # Plain values: the caller ends the transaction before the page is rendered.
+    return [{"lot_id": lot.id, "lot_number": lot.lot_number, "expiry": lot.expiry,
+             "original_expiry": lot.original_expiry, "status": lot.status, "quantity": quantity,
+             "on_hand": on_hand.get(lot.id, 0),
+             "days_left": (lot.expiry - today).days if lot.expiry else None}
+            for lot, quantity in taken]
+
+
+@bp.route("/issues/new", methods=["GET", "POST"])
+def issue() -> Any:
+    depots = _writable_depots()
+    if request.method == "POST":
+        _deny_foreign_depots("depot")
+        form = IssueForm()
+    else:
+        form = IssueForm(data=_prefill("depot", "pool", "item"))
+    form.depot.choices = _depot_choices(depots)
+    form.item.choices = _item_choices()
+
+    def page(status: int = 200) -> tuple[str, int]:
+        return _render_form(form, title=_("Issue stock"), submit=_("Show the FEFO pick"),
+                            template="inventory/issue.html", status=status)
+
+    action = request.form.get("action")
+    if request.method == "GET" or action == "edit":
+        return page()
+    if not form.validate():
+        return page(422)
+    try:
+        depot = _writable_depot(form.depot.data, "depot")
+        item = _item(form.item.data)
+        if action == "confirm":
+            movements = inventory.issue(db.session, _context(), depot=depot, item=item,
+                                        **_issue_kwargs(form))
+            if _pick_signature((m.lot_id, -m.quantity) for m in movements) != form.pick.data:
+                # Stock changed since the preview: post nothing, show the new pick instead.
+                db.session.rollback()
+                return _confirm_page(form, depot, item, changed=True)
+            db.session.commit()
+        else:
+            return _confirm_page(form, depot, item)
+    except DomainError as error:
+        _refused(form, error)
+        return page(422)
+    taken = ", ".join(_("%(lot)s: %(quantity)s", lot=m.lot.lot_number, quantity=-m.quantity)
+                      for m in movements)
+    flash(_("Issued %(quantity)s × %(item)s from %(where)s (%(lots)s).",
+            quantity=form.quantity.data, item=item.name, where=_where(depot, form.pool.data),
+            lots=taken), "success")
+    return _back_to_item(item)
+
+
+def _confirm_page(form: IssueForm, depot: Depot, item: Item, changed: bool = False) -> tuple[str, int]:
+    picks = _issue_preview(form, depot, item)
+    db.session.rollback()  # the preview reads only; end the transaction before rendering
+    form.pick.data = _pick_signature((p["lot_id"], p["quantity"]) for p in picks)
+    return render_template("inventory/issue_confirm.html", form=form, depot=depot, item=item,
+                           picks=picks, changed=changed), 409 if changed else 200
+
+
+@bp.route("/transfers/new", methods=["GET", "POST"])
+def transfer() -> Any:
+    depots = _writable_depots()
+    if request.method == "POST":
+        _deny_foreign_depots("from_depot", "to_depot")
+        form = TransferForm()
+    else:
+        form = TransferForm(data=_prefill("from_depot", "from_pool", "item"))
+    form.from_depot.choices = form.to_depot.choices = _depot_choices(depots)
+    form.item.choices = _item_choices()
+
+    def page(status: int = 200) -> tuple[str, int]:
+        return _render_form(form, title=_("Transfer stock"), submit=_("Record transfer"),
+                            status=status, intro=_(
+                                "Moves stock between depots or between the operational and the "
+                                "emergency pool. Both legs are recorded together."))
+
+    if request.method == "GET" or not form.validate():
+        return page(422 if request.method == "POST" else 200)
+    try:
+        from_depot = _writable_depot(form.from_depot.data, "from_depot")
+        to_depot = _writable_depot(form.to_depot.data, "to_depot")
+        item = _item(form.item.data)
+        movements = inventory.transfer(
+            db.session, _context(), from_depot=from_depot, from_pool=form.from_pool.data,
+            to_depot=to_depot, to_pool=form.to_pool.data, item=item, quantity=form.quantity.data,
+            lot_number=_text(form.lot_number.data), reference=_text(form.reference.data),
+            reason=_text(form.reason.data))
+        db.session.commit()
+    except DomainError as error:
+        _refused(form, error)
+        return page(422)
+    lots = ", ".join(_("%(lot)s: %(quantity)s", lot=m.lot.lot_number, quantity=m.quantity)
+                     for m in movements if m.quantity > 0)
+    flash(_("Moved %(quantity)s × %(item)s from %(source)s to %(target)s (%(lots)s).",
+            quantity=form.quantity.data, item=item.name, source=_where(from_depot, form.from_pool.data),
+            target=_where(to_depot, form.to_pool.data), lots=lots), "success")
+    return _back_to_item(item)
+
+
+@bp.route("/counts/new", methods=["GET", "POST"])
+def count() -> Any:
+    depots = _writable_depots()
+    if request.method == "POST":
+        _deny_foreign_depots("depot")
+        form = CountForm()
+    else:
+        form = CountForm(data=_prefill("depot", "pool", "item"))
+    form.depot.choices = _depot_choices(depots)
+    form.item.choices = _item_choices()
+
+    def page(status: int = 200) -> tuple[str, int]:
+        return _render_form(form, title=_("Record a stock count"), submit=_("Record count"),
+                            status=status, intro=_(
+                                "Enter what is physically on the shelf for one lot. The difference "
+                                "to the books is recorded as a correction."))
+
+    if request.method == "GET" or not form.validate():
+        return page(422 if request.method == "POST" else 200)
+    try:
+        depot = _writable_depot(form.depot.data, "depot")
+        item = _item(form.item.data)
+        movements = inventory.adjust_to_count(
+            db.session, _context(), depot=depot, pool=form.pool.data, item=item,
+            lot_number=(form.lot_number.data or "").strip(), counted_quantity=form.counted_quantity.data,
+            reason=form.reason.data or "", reference=_text(form.reference.data))
+        db.session.commit()
+    except DomainError as error:
+        _refused(form, error)
+        return page(422)
+    lot_number = (form.lot_number.data or "").strip()
+    if movements:
+        flash(_("Count recorded: lot %(lot)s in %(where)s corrected by %(delta)s to %(counted)s.",
+                lot=lot_number, where=_where(depot, form.pool.data),
+                delta=_format_signed(movements[0].quantity), counted=form.counted_quantity.data),
+              "success")
+    else:
+        flash(_("Count matches the books: lot %(lot)s in %(where)s holds %(counted)s. "
+                "Nothing to correct.", lot=lot_number, where=_where(depot, form.pool.data),
+                counted=form.counted_quantity.data), "success")
+    return _back_to_item(item)
+
+
+@bp.route("/disposals/new", methods=["GET", "POST"])
+def disposal() -> Any:
+    depots = _writable_depots()
+    if request.method == "POST":
+        _deny_foreign_depots("depot")
+        form = DisposalForm()
+    else:
+        form = DisposalForm(data=_prefill("depot", "pool", "item", "reason"))
+    form.depot.choices = _depot_choices(depots)
+    form.item.choices = _item_choices()
+
+    def page(status: int = 200) -> tuple[str, int]:
+        return _render_form(form, title=_("Dispose of stock"), submit=_("Record disposal"),
+                            status=status, intro=_("Writes stock off: expired, damaged or recalled."))
+
+    if request.method == "GET" or not form.validate():
+        return page(422 if request.method == "POST" else 200)
+    try:
+        depot = _writable_depot(form.depot.data, "depot")
+        item = _item(form.item.data)
+        inventory.dispose(db.session, _context(), depot=depot, pool=form.pool.data, item=item,
+                          lot_number=(form.lot_number.data or "").strip(), quantity=form.quantity.data,
+                          reason=form.reason.data, reference=_text(form.reference.data))
+        db.session.commit()
+    except DomainError as error:
+        _refused(form, error)
+        return page(422)
+    flash(_("Disposed of %(quantity)s × %(item)s, lot %(lot)s, from %(where)s (%(reason)s).",
+            quantity=form.quantity.data, item=item.name, lot=(form.lot_number.data or "").strip(),
+            where=_where(depot, form.pool.data),
+            reason=str(DISPOSAL_LABELS.get(form.reason.data, form.reason.data)).lower()), "success")
+    return _back_to_item(item)
+
+
+def _movement_to_reverse(movement_id: int) -> tuple[Movement, list[Movement]]:
+    """The movement and every leg a reversal would touch; 404 if unreadable, 403 if not writable."""
+    session = db.session
+    movement = session.get(Movement, movement_id) if movement_id < 2**63 else None
+    if movement is None or not auth.can_read(session, current_user, movement.depot.organisation_id):
+        raise NotFound(_("No movement %(id)s.", id=movement_id))
+    legs = [movement]
+    if movement.kind == MovementKind.TRANSFER:
+        legs = list(session.scalars(sa.select(Movement).where(
+            Movement.posting_id == movement.posting_id).order_by(Movement.id)))
+    for leg in legs:
+        auth.require_write(current_user, leg.depot.organisation)
+    return movement, legs
+
+
+@bp.route("/movements/<int:movement_id>/reverse", methods=["GET", "POST"])
+def reverse(movement_id: int) -> Any:
+    movement, legs = _movement_to_reverse(movement_id)
+    form = ReverseForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            inventory.reverse(db.session, _context(), movement=movement, reason=form.reason.data or "")
+            db.session.commit()
+        except DomainError as error:
+            _refused(form, error)
+            status = 422
+        else:
+            flash(_("Movement %(id)s (%(kind)s of %(quantity)s, lot %(lot)s) is reversed.",
+                    id=movement.id, kind=str(MOVEMENT_LABELS.get(movement.kind, movement.kind)).lower(),
+                    quantity=_format_signed(movement.quantity), lot=movement.lot.lot_number), "success")
+            return _back_to_item(movement.lot.item)
+    elif request.method == "POST":
+        status = 422
+    return render_template("inventory/reverse.html", form=form, movement=movement, legs=legs), status
+
+
+def _lot_to_change(code: str, lot_number: str) -> Lot:
+    """The lot, if the user may change it: admins always, others while an organisation they
+    record stock for holds some of it (the same rule as the API)."""
+    session = db.session
+    item = _item(code)
+    if len(lot_number) > 40:
+        raise NotFound(_("Item %(item)s has no lot %(lot)s.", item=item.code, lot=lot_number[:40]))
+    lot = inventory.find_lot(session, item, lot_number)
+    writable = auth.writable_organisation_ids(current_user)
+    if writable is None:
+        return lot
+    holders = set(session.scalars(
+        sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
+        .where(Balance.lot_id == lot.id, Balance.quantity > 0)))
+    if not holders & writable:
+        raise Forbidden(_("You may change lot %(lot)s of %(item)s only while an organisation you "
+                          "record stock for holds some of it.", lot=lot.lot_number, item=item.code))
+    return lot
+
+
+@bp.route("/items/<code>/lots/<path:lot_number>/status", methods=["GET", "POST"])
+def lot_status(code: str, lot_number: str) -> Any:
+    lot = _lot_to_change(code, lot_number)
+    form = LotStatusForm(data={"status": lot.status} if request.method == "GET" else None)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            inventory.set_lot_status(db.session, _context(), lot=lot, status=form.status.data,
+                                     reason=form.reason.data or "")
+            db.session.commit()
+        except DomainError as error:
+            _refused(form, error)
+            status = 422
+        else:
+            flash(_("Lot %(lot)s of %(item)s is now %(status)s.", lot=lot.lot_number,
+                    item=lot.item.name, status=str(STATUS_LABELS.get(form.status.data, "")).lower()),
+                  "success")
+            return _back_to_item(lot.item)
+    elif request.method == "POST":
+        status = 422
+    return render_template("inventory/lot_form.html", form=form, lot=lot,
+                           title=_("Change the status of lot %(lot)s", lot=lot.lot_number),
+                           submit=_("Change status"), intro=_(
+                               "Quarantined and recalled lots are never issued; releasing a lot "
+                               "makes it available again.")), status
+
+
+@bp.route("/items/<code>/lots/<path:lot_number>/extend", methods=["GET", "POST"])
+def lot_extend(code: str, lot_number: str) -> Any:
+    lot = _lot_to_change(code, lot_number)
+    form = ExtendForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            inventory.extend_shelf_life(db.session, _context(), lot=lot, new_expiry=form.new_expiry.data,
+                                        reason=form.reason.data or "")
+            db.session.commit()
+        except DomainError as error:
+            _refused(form, error)
+            status = 422
+        else:
+            flash(_("Lot %(lot)s of %(item)s now expires %(expiry)s (printed expiry %(printed)s).",
+                    lot=lot.lot_number, item=lot.item.name, expiry=_format_day(lot.expiry),
+                    printed=_format_day(lot.original_expiry)), "success")
+            return _back_to_item(lot.item)
+    elif request.method == "POST":
+        status = 422
+    return render_template("inventory/lot_form.html", form=form, lot=lot,
+                           title=_("Extend the shelf life of lot %(lot)s", lot=lot.lot_number),
+                           submit=_("Extend shelf life"), intro=_(
+                               "The printed expiry is kept; the new date decides what is usable "
+                               "from now on.")), status
+
+
+# --- master data administration ---------------------------------------------------------------
+
+def _organisation_choices(blank: str | None = None) -> list[Any]:
+    orgs = db.session.scalars(sa.select(Organisation).order_by(Organisation.name))
+    options = [option(o.code, f"{o.name} ({o.code})") for o in orgs]
+    return [option("", blank), *options] if blank is not None else options
+
+
+def _organisation_tree() -> list[tuple[Organisation, int]]:
+    """Every organisation with its depth, parents before their members, names in order."""
+    orgs = list(db.session.scalars(sa.select(Organisation).options(so.selectinload(Organisation.depots))
+                                   .order_by(Organisation.name)))
+    children: dict[int | None, list[Organisation]] = defaultdict(list)
+    known = {o.id for o in orgs}
+    for org in orgs:
+        children[org.parent_id if org.parent_id in known else None].append(org)
+    tree: list[tuple[Organisation, int]] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for org in children.get(parent, []):
+            tree.append((org, depth))
+            walk(org.id, depth + 1)
+
+    walk(None, 0)
+    return tree
+
+
+@bp.route("/admin/organisations", methods=["GET", "POST"])
+def organisations() -> Any:
+    auth.require_admin(current_user)
+    form = OrganisationForm()
+    form.parent.choices = _organisation_choices(blank=_("— none (top level) —"))
+    status = 200
+    if form.validate_on_submit():
+        try:
+            org = inventory.create_organisation(
+                db.session, code=(form.code.data or "").strip(), name=form.name.data or "",
+                kind=form.kind.data, parent=_text(form.parent.data), population=form.population.data)
+            db.session.commit()
+        except DomainError as error:
+            _refused(form, error)
+            status = 422
+        else:
+            flash(_("Organisation %(name)s (%(code)s) created.", name=org.name, code=org.code), "success")
+            return redirect(url_for("inventory.organisations"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("admin/organisations.html", form=form, tree=_organisation_tree()), status
+
+
+@bp.route("/admin/depots", methods=["GET", "POST"])
+def depots() -> Any:
+    auth.require_admin(current_user)
+    form = DepotForm()
+    form.organisation.choices = _organisation_choices(blank=_("— choose —"))
+    status = 200
+    if form.validate_on_submit():
+        try:
+            organisation = inventory.by_code(db.session, Organisation, form.organisation.data or "",
+                                             field="organisation")
+            depot = inventory.create_depot(db.session, code=(form.code.data or "").strip(),
+                                           name=form.name.data or "", organisation=organisation)
+            db.session.commit()
+        except DomainError as error:
+            _refused(form, error)
+            status = 422
+        else:
+            flash(_("Depot %(name)s (%(code)s) created for %(organisation)s.", name=depot.name,
+                    code=depot.code, organisation=organisation.name), "success")
+            return redirect(url_for("inventory.depots"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("admin/depots.html", form=form, depots=_depots(None)), status
+
+
+@bp.route("/admin/items", methods=["GET", "POST"])
+def item_admin() -> Any:
+    auth.require_item_manager(current_user)
+    form = ItemForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            new = inventory.create_item(
+                db.session, code=(form.code.data or "").strip(), name=form.name.data or "",
+                category=form.category.data, unit=form.unit.data or "", pack_size=form.pack_size.data,
+                gtin=_text(form.gtin.data), atc=_text(form.atc.data),
+                ppe_group=_text(form.ppe_group.data), has_expiry=bool(form.has_expiry.data))
+            db.session.commit()
+        except DomainError as error:
+            _refused(form, error)
+            status = 422
+        else:
+            flash(_("Item %(name)s (%(code)s) created.", name=new.name, code=new.code), "success")
+            return redirect(url_for("inventory.item_admin"))
+    elif request.method == "POST":
+        status = 422
+    all_items = db.session.scalars(sa.select(Item).order_by(Item.category, Item.name)).all()
+    return render_template("admin/items.html", form=form, items=all_items), status
+
