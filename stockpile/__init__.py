@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from stockpile.config import from_environment
-from stockpile.extensions import babel, csrf, db, login_manager
+from stockpile import extensions
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,10 +24,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 "(e.g. python -c 'import secrets; print(secrets.token_hex(32))').")
         app.config["SECRET_KEY"] = "insecure-development-key"
 
-    db.init_app(app)
-    login_manager.init_app(app)
-    csrf.init_app(app)
-    babel.init_app(app)
+    # Bound here, not imported by name: ``stockpile.db`` is the module, not the extension.
+    extensions.db.init_app(app)
+    extensions.login_manager.init_app(app)
+    extensions.csrf.init_app(app)
+    extensions.babel.init_app(app)
 
     from stockpile import api, cli
     from stockpile.auth import views as auth_views

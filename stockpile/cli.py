@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from stockpile import db as database
+from stockpile.db import upgrade
 from stockpile.auth import services as auth
 from stockpile.errors import DomainError
 from stockpile.extensions import db
@@ -18,6 +18,7 @@ from stockpile.inventory.models import Depot, Lot, Organisation
 
 
 def _fail(error: DomainError) -> None:
+    db.session.rollback()
     raise click.ClickException(error.message)
 
 
@@ -28,8 +29,7 @@ db_cli = AppGroup("db", help="Database schema.")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (Alembic)."""
-    assert db.engine is not None
-    database.upgrade(db.engine, revision)
+    upgrade(db.engine, revision)
     click.echo(f"Database at {db.engine.url.render_as_string(hide_password=True)} is at {revision}.")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -102,26 +102,28 @@ def begin_write(session: so.Session) -> None:
 
 
 class Database:
-    """Holds the engine and hands out one session per request (or per CLI command)."""
+    """Binds an engine to each application and hands out one session per request or command."""
 
     def __init__(self) -> None:
-        self.engine: sa.Engine | None = None
-        self.sessionmaker: so.sessionmaker[so.Session] | None = None
         self.fixed_session: so.Session | None = None  # tests bind one session to a transaction
 
     def init_app(self, app: Flask) -> None:
-        self.engine = make_engine(app.config["DATABASE_URL"])
-        self.sessionmaker = so.sessionmaker(self.engine, expire_on_commit=False)
-        app.extensions["stockpile.db"] = self
+        engine = make_engine(app.config["DATABASE_URL"])
+        app.extensions["stockpile.db"] = so.sessionmaker(engine, expire_on_commit=False)
         app.teardown_appcontext(self._remove)
+
+    @property
+    def engine(self) -> sa.Engine:
+        bind = current_app.extensions["stockpile.db"].kw["bind"]
+        assert isinstance(bind, sa.Engine)
+        return bind
 
     @property
     def session(self) -> so.Session:
         if self.fixed_session is not None:
             return self.fixed_session
         if "db_session" not in g:
-            assert self.sessionmaker is not None, "Database.init_app was not called"
-            session = self.sessionmaker()
+            session = current_app.extensions["stockpile.db"]()
             if has_request_context() and request.method not in {"GET", "HEAD", "OPTIONS"}:
                 begin_write(session)
             g.db_session = session

@@ -124,8 +124,8 @@ def app(app_config: dict[str, object], session: so.Session):
     db.fixed_session = session
     yield application
     db.fixed_session = None
-    assert db.engine is not None
-    db.engine.dispose()
+    with application.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture

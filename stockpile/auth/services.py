@@ -44,6 +44,8 @@ def create_user(session: so.Session, *, email: str, password: str | None, name: 
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"A user with e-mail {email} already exists.", code="duplicate_email",
                        fields={"email": ["Already registered."]})
+    if role is not None:
+        _check_membership(role, organisation)
     user = User(email=email, name=name, password_hash=hash_password(password) if password else None)
     session.add(user)
     if role is not None:
@@ -52,17 +54,25 @@ def create_user(session: so.Session, *, email: str, password: str | None, name: 
     return user
 
 
-def add_membership(session: so.Session, user: User, role: str, organisation: Organisation | None) -> None:
+def _check_membership(role: str, organisation: Organisation | None) -> None:
     if role not in set(Role):
         raise InvalidInput(f"Unknown role {role!r}; roles are {', '.join(Role)}.",
                            fields={"role": ["Unknown role."]})
+    if role != Role.ADMIN and organisation is None:
+        raise InvalidInput(f"The role {role} needs an organisation.",
+                           fields={"organisation": ["Required for this role."]})
+
+
+def add_membership(session: so.Session, user: User, role: str, organisation: Organisation | None) -> None:
+    """Give ``user`` a role; admin is global (an organisation is optional), others need one."""
+    _check_membership(role, organisation)
     if role == Role.ADMIN:
         user.is_admin = True
         if organisation is None:
             return
-    elif organisation is None:
-        raise InvalidInput(f"The role {role} needs an organisation.",
-                           fields={"organisation": ["Required for this role."]})
+    if any(m.organisation_id == organisation.id and m.role == role for m in user.memberships):
+        raise Conflict(f"{user.email} already has the role {role} at {organisation.code}.",
+                       code="duplicate_membership")
     user.memberships.append(Membership(organisation=organisation, role=role))
 
 
