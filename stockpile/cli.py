@@ -109,12 +109,16 @@ def verify() -> None:
 
 
 @click.command("demo")
-def demo() -> None:
+@click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when data is already there.")
+def demo(if_empty: bool) -> None:
     """Load the demo data set (invented quantities) into an empty database."""
     from stockpile import demo as demo_data
 
     session = db.session
     if session.scalar(sa.select(sa.func.count()).select_from(Organisation)):
+        if if_empty:
+            click.echo("The database already holds data; demo data not loaded.")
+            return
         raise click.ClickException("The database already holds organisations; the demo loads only into an empty one.")
     users = demo_data.load(session)
     session.commit()

@@ -1,0 +1,5 @@
+"""Production entry point: ``gunicorn wsgi:app``."""
+
+from stockpile import create_app
+
+app = create_app()
