@@ -90,7 +90,8 @@ def find_lot(session: so.Session, item: Item, lot_number: str, *, lock: bool = F
 def _ensure_unique_code(session: so.Session, model: type[Base], code: str) -> None:
     if session.scalar(sa.select(model.id).where(model.code == code)) is not None:  # type: ignore[attr-defined]
         label = model.__name__.lower()
-        raise Conflict(f"A {label} with code {code!r} already exists.",
+        article = "An" if label[0] in "aeiou" else "A"
+        raise Conflict(f"{article} {label} with code {code!r} already exists.",
                        code="duplicate_code", fields={"code": [f"{code!r} is already taken."]})
 
 
