@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,8 +77,10 @@ def _writable_depots() -> list[Depot]:
     return depots
 
 
-def _depot_choices(depots: Iterable[Depot]) -> list[Any]:
-    return [option(d.code, f"{d.name} ({d.code}) · {d.organisation.name}") for d in depots]
+def _depot_choices(depots: Sequence[Depot]) -> list[Any]:
+    several = len({d.organisation_id for d in depots}) > 1
+    return [option(d.code, f"{d.code} — {d.name}" + (f" · {d.organisation.name}" if several else ""))
+            for d in depots]
 
 
 def _item_choices() -> list[Any]:
@@ -431,9 +433,9 @@ def issue() -> Any:
     except DomainError as error:
         _refused(form, error)
         return page(422)
-    taken = ", ".join(_("%(lot)s: %(quantity)s", lot=m.lot.lot_number, quantity=-m.quantity)
+    taken = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=-m.quantity)
                       for m in movements)
-    flash(_("Issued %(quantity)s × %(item)s from %(where)s (%(lots)s).",
+    flash(_("Issued %(quantity)s × %(item)s from %(where)s: %(lots)s.",
             quantity=form.quantity.data, item=item.name, where=_where(depot, form.pool.data),
             lots=taken), "success")
     return _back_to_item(item)
@@ -479,9 +481,9 @@ def transfer() -> Any:
     except DomainError as error:
         _refused(form, error)
         return page(422)
-    lots = ", ".join(_("%(lot)s: %(quantity)s", lot=m.lot.lot_number, quantity=m.quantity)
+    lots = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=m.quantity)
                      for m in movements if m.quantity > 0)
-    flash(_("Moved %(quantity)s × %(item)s from %(source)s to %(target)s (%(lots)s).",
+    flash(_("Moved %(quantity)s × %(item)s from %(source)s to %(target)s: %(lots)s.",
             quantity=form.quantity.data, item=item.name, source=_where(from_depot, form.from_pool.data),
             target=_where(to_depot, form.to_pool.data), lots=lots), "success")
     return _back_to_item(item)
