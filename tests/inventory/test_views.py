@@ -384,10 +384,16 @@ def test_transfer_posts_both_legs(client, w, session):
     assert sorted((m.lot.lot_number, m.pool, m.quantity) for m in legs) == [
         ("A", "emergency", 30), ("A", "operational", -30), ("B", "emergency", 5), ("B", "operational", -5)]
     assert len({m.posting_id for m in legs}) == 1
+    before = movement_count(session)
+    too_much = client.post("/transfers/new", data={
+        "from_depot": "SC-D", "from_pool": "operational", "to_depot": "SC-D", "to_pool": "emergency",
+        "item": "MASK", "quantity": "46"})
+    assert too_much.status_code == 422 and "Only 45 usable, 46 requested." in too_much.text
     refused = client.post("/transfers/new", data={
         "from_depot": "SC-D", "from_pool": "operational", "to_depot": "SC-D", "to_pool": "operational",
         "item": "MASK", "quantity": "1"})
     assert refused.status_code == 422 and "different depot or pool" in refused.text
+    assert movement_count(session) == before
 
 
 def test_count_posts_the_difference_or_nothing(client, w, session):
@@ -408,6 +414,7 @@ def test_count_posts_the_difference_or_nothing(client, w, session):
         "depot": "SC-D", "pool": "operational", "item": "MASK", "lot_number": "NOPE",
         "counted_quantity": "1", "reason": "x"})
     assert unknown.status_code == 422 and "has no lot &#39;NOPE&#39;" in unknown.text
+    assert movement_count(session) == before
 
 
 def test_disposal_posts_and_refuses_more_than_on_hand(client, w, session):
