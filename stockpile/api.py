@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from stockpile.auth import services as auth
 from stockpile.auth.models import IdempotencyRecord, User
+from stockpile.db import utcnow
 from stockpile.errors import DomainError
 from stockpile.extensions import csrf, db
 
@@ -50,9 +51,13 @@ def _authenticate() -> tuple[Response, int] | None:
     if scheme.lower() != "bearer" or not token.strip():
         return error_response(401, "unauthenticated",
                               "Send an API token as 'Authorization: Bearer <token>'.")
-    user = auth.user_for_token(db.session, token.strip())
+    user_token = auth.token(db.session, token.strip())
+    user = user_token.user if user_token is not None else None
     if user is None:
         return error_response(401, "invalid_token", "The API token is unknown or revoked.")
+    if request.method not in {"GET", "HEAD", "OPTIONS"}:
+        # Recorded with the request's own commit; reads do not write (no lock for a GET).
+        user_token.last_used_at = utcnow()
     g.api_user = user
     return None
 
@@ -79,7 +84,7 @@ def load_args(schema: ma.Schema) -> dict[str, Any]:
 
 
 class PageArgs(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
     per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
 
     class Meta:

@@ -140,8 +140,27 @@ def runner(app):
 
 @pytest.fixture
 def world(session: so.Session) -> factories.World:
-    """Two organisations with a depot each, a few items and a user per role (see factories)."""
-    return factories.build_world(session)
+    """Two organisations with a depot each, a few items and a user per role (see factories).
+
+    Committed (to the test's savepoint), as real data would be: a request that is refused rolls
+    back its own work, not the world it ran in.
+    """
+    built = factories.build_world(session)
+    session.commit()
+    return built
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2 at its minimum cost in tests: the real cost is there to slow attackers, not tests."""
+    from argon2 import PasswordHasher
+
+    from stockpile.auth import services as auth
+
+    real = auth._hasher
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    auth._hasher = real
 
 
 def login(client, email: str, password: str = factories.PASSWORD):

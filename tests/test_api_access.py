@@ -4,9 +4,7 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 
-from stockpile.auth import services as auth
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Lot, Movement
@@ -14,13 +12,6 @@ from tests import factories
 
 TODAY = inventory.local_today()
 EXPIRY = TODAY + dt.timedelta(days=365)
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """The world's users are hashed with argon2's production cost (seconds per test); these
-    tests sign in with tokens, so the cheapest valid parameters will do."""
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 def call(client, world, who, method, path, body=None):

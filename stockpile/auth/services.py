@@ -122,13 +122,18 @@ def create_token(session: so.Session, user: User, name: str = "") -> str:
     return token
 
 
-def user_for_token(session: so.Session, token: str) -> User | None:
+def token(session: so.Session, token: str) -> ApiToken | None:
+    """The live token (not revoked, its user active) matching ``token``, or ``None``."""
     api_token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _token_hash(token),
                                                          ApiToken.revoked_at.is_(None)))
     if api_token is None or not api_token.user.active:
         return None
-    api_token.last_used_at = utcnow()
-    return api_token.user
+    return api_token
+
+
+def user_for_token(session: so.Session, token_text: str) -> User | None:
+    api_token = token(session, token_text)
+    return api_token.user if api_token is not None else None
 
 
 # --- access ------------------------------------------------------------------------------

@@ -4,9 +4,7 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 
-from stockpile.auth import services as auth
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Lot, Movement
@@ -19,13 +17,6 @@ LATER = TODAY + dt.timedelta(days=500)
 MOVEMENT_FIELDS = {"id", "kind", "item", "lot_number", "expiry", "depot", "pool", "quantity",
                    "occurred_at", "recorded_at", "recorded_by", "reference", "reason", "flag",
                    "recipient", "fefo_override", "reversal_of"}
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """The world's users are hashed with argon2's production cost (seconds per test); these
-    tests sign in with tokens, so the cheapest valid parameters will do."""
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 def arranged():
