@@ -39,6 +39,8 @@ bp = Blueprint("inventory", __name__)
 
 # The stock card shows this many of the newest rows unless all are asked for.
 CARD_ROWS = 100
+# Ids are INTEGER columns; a larger id in a URL cannot exist (and PostgreSQL refuses to compare).
+MAX_ID = 2**31 - 1
 
 
 @bp.before_request
@@ -569,7 +571,7 @@ def disposal() -> Any:
 def _movement_to_reverse(movement_id: int) -> tuple[Movement, list[Movement]]:
     """The movement and every leg a reversal would touch; 404 if unreadable, 403 if not writable."""
     session = db.session
-    movement = session.get(Movement, movement_id) if movement_id < 2**63 else None
+    movement = session.get(Movement, movement_id) if movement_id <= MAX_ID else None
     if movement is None or not auth.can_read(session, current_user, movement.depot.organisation_id):
         raise NotFound(_("No movement %(id)s.", id=movement_id))
     legs = [movement]

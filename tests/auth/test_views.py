@@ -6,26 +6,12 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from argon2 import PasswordHasher
 import sqlalchemy as sa
 
 from stockpile.auth import services as auth
 from stockpile.auth.models import ApiToken, Membership, User
 from tests import factories
 from tests.conftest import login
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """Low-cost argon2 for speed; hashes keep their parameters, so verification is unchanged."""
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
-@pytest.fixture
-def w(world, session):
-    # Commit (a savepoint release in tests) so a view's rollback after a refusal keeps the world.
-    session.commit()
-    return world
 
 
 def signed_in(client) -> bool:
@@ -35,7 +21,7 @@ def signed_in(client) -> bool:
 
 # --- signing in and out -------------------------------------------------------------------
 
-def test_sign_in_lands_on_items_and_shows_who(client, w):
+def test_sign_in_lands_on_items_and_shows_who(client, world):
     response = login(client, "supply@example.org")
     assert response.status_code == 200
     assert response.request.path == "/items"
@@ -43,7 +29,7 @@ def test_sign_in_lands_on_items_and_shows_who(client, w):
     assert "Organisation SC" in response.text  # the user's organisation in the navigation
 
 
-def test_sign_out_needs_post_and_ends_the_session(client, w):
+def test_sign_out_needs_post_and_ends_the_session(client, world):
     login(client, "supply@example.org")
     assert client.get("/logout").status_code == 405  # a link or an image cannot sign anyone out
     assert signed_in(client)
@@ -53,7 +39,7 @@ def test_sign_out_needs_post_and_ends_the_session(client, w):
     assert not signed_in(client)
 
 
-def test_wrong_password_is_refused_with_a_generic_message(client, w):
+def test_wrong_password_is_refused_with_a_generic_message(client, world):
     response = login(client, "supply@example.org", "not the password")
     assert "The e-mail address or the password is wrong." in response.text
     assert not signed_in(client)
@@ -61,7 +47,7 @@ def test_wrong_password_is_refused_with_a_generic_message(client, w):
     assert "The e-mail address or the password is wrong." in unknown.text
 
 
-def test_lockout_after_repeated_failures(client, w, app, session):
+def test_lockout_after_repeated_failures(client, world, app, session):
     assert app.config["LOGIN_MAX_FAILURES"] == 5
     for _ in range(4):
         response = login(client, "municipal@example.org", "wrong password")
@@ -76,7 +62,7 @@ def test_lockout_after_repeated_failures(client, w, app, session):
     assert auth.is_locked(user)
 
 
-def test_anonymous_page_redirects_to_sign_in_and_back(client, w):
+def test_anonymous_page_redirects_to_sign_in_and_back(client, world):
     response = client.get("/items/MASK?depot=SC-D")
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -90,20 +76,20 @@ def test_anonymous_page_redirects_to_sign_in_and_back(client, w):
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example",
                                     "javascript:alert(1)", "http:/items"])
-def test_next_only_follows_local_paths(client, w, target):
+def test_next_only_follows_local_paths(client, world, target):
     response = client.post("/login", query_string={"next": target}, data={
         "email": "supply@example.org", "password": factories.PASSWORD})
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
 
 
-def test_home_redirects_to_items(client, w):
+def test_home_redirects_to_items(client, world):
     login(client, "viewer@example.org")
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"] == "/items"
 
 
-def test_session_cookie_is_httponly_and_samesite(client, w):
+def test_session_cookie_is_httponly_and_samesite(client, world):
     response = client.post("/login", data={"email": "supply@example.org",
                                            "password": factories.PASSWORD, "remember": "y"})
     cookies = response.headers.getlist("Set-Cookie")
@@ -113,10 +99,10 @@ def test_session_cookie_is_httponly_and_samesite(client, w):
     assert "HttpOnly" in remember
 
 
-def test_deactivated_user_loses_the_session(client, w, session):
+def test_deactivated_user_loses_the_session(client, world, session):
     login(client, "viewer@example.org")
     assert signed_in(client)
-    w.users["viewer"].active = False
+    world.users["viewer"].active = False
     session.commit()
     assert not signed_in(client)
     assert "wrong" in login(client, "viewer@example.org").text
@@ -134,21 +120,21 @@ ADMIN_ONLY = [
 
 
 @pytest.mark.parametrize("who", ["coordinator", "supply", "municipal", "pharmacist", "viewer", "outsider"])
-def test_user_administration_is_for_admins_only(client, w, session, who):
+def test_user_administration_is_for_admins_only(client, world, session, who):
     login(client, f"{who}@example.org")
     users_before = session.scalar(sa.select(sa.func.count(User.id)))
     tokens_before = session.scalar(sa.select(sa.func.count(ApiToken.id)))
     for method, url, data in ADMIN_ONLY:
-        response = getattr(client, method)(url.format(admin=w.users["admin"].id), data=data)
+        response = getattr(client, method)(url.format(admin=world.users["admin"].id), data=data)
         assert response.status_code == 403, (method, url)
         assert "Only administrators" in response.text
     assert session.scalar(sa.select(sa.func.count(User.id))) == users_before
     assert session.scalar(sa.select(sa.func.count(ApiToken.id))) == tokens_before
-    assert session.scalar(sa.select(User.active).where(User.id == w.users["admin"].id)) is True
+    assert session.scalar(sa.select(User.active).where(User.id == world.users["admin"].id)) is True
     assert "Users" not in client.get("/items").text.split("<main", 1)[0]  # not offered either
 
 
-def test_admin_lists_users_with_memberships(client, w):
+def test_admin_lists_users_with_memberships(client, world):
     login(client, "admin@example.org")
     response = client.get("/admin/users")
     assert response.status_code == 200
@@ -156,7 +142,7 @@ def test_admin_lists_users_with_memberships(client, w):
     assert "Municipal staff · Organisation MUN" in response.text
 
 
-def test_admin_creates_a_user_who_can_sign_in(client, w, session):
+def test_admin_creates_a_user_who_can_sign_in(client, world, session):
     login(client, "admin@example.org")
     response = client.post("/admin/users", data={
         "email": "New.Person@Example.org", "name": "New Person", "password": "a long password",
@@ -169,7 +155,7 @@ def test_admin_creates_a_user_who_can_sign_in(client, w, session):
     assert "New Person" in login(client, "new.person@example.org", "a long password").text
 
 
-def test_refused_user_creation_shows_the_reason(client, w, session):
+def test_refused_user_creation_shows_the_reason(client, world, session):
     login(client, "admin@example.org")
     before = session.scalar(sa.select(sa.func.count(User.id)))
     response = client.post("/admin/users", data={
@@ -185,35 +171,35 @@ def test_refused_user_creation_shows_the_reason(client, w, session):
     assert session.scalar(sa.select(sa.func.count(User.id))) == before
 
 
-def test_admin_adds_a_membership(client, w, session):
+def test_admin_adds_a_membership(client, world, session):
     login(client, "admin@example.org")
-    viewer = w.users["viewer"]
+    viewer = world.users["viewer"]
     response = client.post(f"/admin/users/{viewer.id}/memberships",
                            data={"role": "municipal_staff", "organisation": "MUN"}, follow_redirects=True)
     assert "is now Municipal staff at Organisation MUN" in response.text
     roles = set(session.execute(sa.select(Membership.role, Membership.organisation_id)
                                 .where(Membership.user_id == viewer.id)))
-    assert ("municipal_staff", w.municipality.id) in roles
+    assert ("municipal_staff", world.municipality.id) in roles
 
 
-def test_admin_deactivates_and_reactivates(client, w, session):
+def test_admin_deactivates_and_reactivates(client, world, session):
     login(client, "admin@example.org")
-    viewer = w.users["viewer"]
+    viewer = world.users["viewer"]
     response = client.post(f"/admin/users/{viewer.id}/active", data={"active": "0"}, follow_redirects=True)
     assert "is deactivated" in response.text
     assert session.scalar(sa.select(User.active).where(User.id == viewer.id)) is False
-    assert auth.user_for_token(session, w.tokens["viewer"]) is None
+    assert auth.user_for_token(session, world.tokens["viewer"]) is None
     client.post(f"/admin/users/{viewer.id}/active", data={"active": "1"})
     assert session.scalar(sa.select(User.active).where(User.id == viewer.id)) is True
     # An administrator cannot lock themselves out.
-    response = client.post(f"/admin/users/{w.users['admin'].id}/active", data={"active": "0"})
+    response = client.post(f"/admin/users/{world.users['admin'].id}/active", data={"active": "0"})
     assert response.status_code == 403
-    assert w.users["admin"].active
+    assert world.users["admin"].active
 
 
-def test_admin_creates_a_token_shown_once(client, w, session):
+def test_admin_creates_a_token_shown_once(client, world, session):
     login(client, "admin@example.org")
-    supply = w.users["supply"]
+    supply = world.users["supply"]
     response = client.post(f"/admin/users/{supply.id}/tokens", data={"name": "scanner"})
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"

@@ -9,19 +9,11 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 
-from stockpile.auth import services as auth
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import (Balance, Depot, Item, Lot, LotEvent, Movement, Organisation)
 from tests import factories
 from tests.conftest import login
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """Low-cost argon2 for speed; hashes keep their parameters, so verification is unchanged."""
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 TODAY = inventory.local_today()
@@ -193,10 +185,14 @@ def test_item_page_shows_nothing_of_other_organisations(client, w):
     assert "MUN-D" not in main_html(client.get("/items"))
 
 
-def test_unknown_item_is_404(client, w):
+def test_unknown_things_are_404(client, w):
     login(client, "supply@example.org")
     response = client.get("/items/NOPE")
     assert response.status_code == 404 and "No item with code" in response.text
+    for movement_id in (999999, 2**31, 2**64):
+        response = client.get(f"/movements/{movement_id}/reverse")
+        assert response.status_code == 404 and f"No movement {movement_id}." in response.text
+    assert client.get("/items/MASK/lots/NOPE/status").status_code == 404
 
 
 # --- receipts -----------------------------------------------------------------------------
