@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,10 +25,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from stockpile.db import Base, begin_write, utcnow
 from stockpile.errors import (Conflict, InsufficientStock, InvalidInput, LotExpired,
                               LotNotUsable, NotFound)
-from stockpile.inventory.models import (Balance, Category, Depot, DisposalReason, IssueFlag, Item,
-                                        Lot, LotEvent, LotEventKind, LotStatus, Movement,
-                                        MovementKind, Organisation, OrganisationKind, Pool,
-                                        PPEGroup)
+from stockpile.inventory import coverage
+from stockpile.inventory.models import (Balance, Baseline, BaselineSource, Category, Criticality,
+                                        Depot, DisposalReason, IssueFlag, Item, ItemList,
+                                        ItemListAction, ItemListChange, ItemListEntry, Lot,
+                                        LotEvent, LotEventKind, LotStatus, Movement, MovementKind,
+                                        Organisation, OrganisationKind, Policy, PolicyPool, Pool,
+                                        PPEGroup, Scenario, ScenarioFactor)
 from stockpile.rotation import services as fefo
 
 M = TypeVar("M", bound=Base)
@@ -586,3 +590,178 @@ def stock_card(session: so.Session, *, item: Item, organisation_ids: Iterable[in
         running += movement.quantity
         card.append((movement, running))
     return card
+
+
+# --- baselines, policies, item lists, scenarios ----------------------------------------------
+
+def set_manual_baseline(session: so.Session, ctx: Context, *, organisation: Organisation, item: Item,
+                        weekly_use: Decimal | float | int, valid_from: dt.date | None = None,
+                        note: str | None = None) -> Baseline:
+    """Record normal weekly use entered by hand; it is in force from ``valid_from`` (default today)."""
+    if weekly_use is None or Decimal(str(weekly_use)) < 0:
+        raise _field_error("weekly_use", "weekly_use must be a number, zero or more.")
+    baseline = Baseline(organisation=organisation, item=item, source=BaselineSource.MANUAL.value,
+                        weekly_use=Decimal(str(weekly_use)), valid_from=valid_from or ctx.today,
+                        note=(note or "").strip() or None, recorded_by_id=ctx.user_id)
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
+def set_annual_baseline(session: so.Session, ctx: Context, *, organisation: Organisation, item: Item,
+                        annual_use: dict[int, int], deviating_years: Iterable[int] = (),
+                        valid_from: dt.date | None = None) -> Baseline:
+    """§ 8a: a quarter of the mean annual use of the three calendar years before ``valid_from``'s
+    year, a deviating year replaced by the year before it. Stores the years used and replaced."""
+    valid_from = valid_from or ctx.today
+    for year, used in annual_use.items():
+        if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+            raise _field_error("annual_use", f"Annual use for {year} must be a whole number, zero or more.")
+    try:
+        weekly, used_years, replaced = coverage.annual_3y(annual_use, valid_from.year, deviating_years)
+    except ValueError as exc:
+        raise _field_error("annual_use", f"For {valid_from.year} the three years before are counted: {exc}.") from exc
+    baseline = Baseline(organisation=organisation, item=item, source=BaselineSource.ANNUAL_3Y.value,
+                        weekly_use=round(Decimal(weekly.numerator) / Decimal(weekly.denominator), 4),
+                        valid_from=valid_from,
+                        annual_use={str(y): int(n) for y, n in sorted(annual_use.items())},
+                        years_used=used_years, years_replaced=replaced, recorded_by_id=ctx.user_id)
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
+def save_policy(session: so.Session, *, name: str, pool: str, min_days: Decimal | float | int,
+                target_days: Decimal | float | int, max_days: Decimal | float | int | None = None,
+                organisation_kind: str | None = None, organisation: Organisation | None = None,
+                category: str | None = None, item_list: str | None = None, item: Item | None = None,
+                active: bool = True, policy: Policy | None = None) -> Policy:
+    """Create a policy, or change ``policy``; refuses scopes and day figures that make no sense."""
+    name = _required_text("name", name)
+    _choice("pool", pool, PolicyPool)
+    if (organisation_kind is None) == (organisation is None):
+        raise _field_error("organisation_kind", "Give either organisation_kind or organisation (one of them).")
+    if organisation_kind is not None:
+        _choice("organisation_kind", organisation_kind, OrganisationKind)
+    if sum(x is not None for x in (category, item_list, item)) != 1:
+        raise _field_error("category", "Give exactly one of category, item_list or item.")
+    if category is not None:
+        _choice("category", category, Category)
+    days = {"min_days": min_days, "target_days": target_days, "max_days": max_days}
+    parsed = {k: Decimal(str(v)) if v is not None else None for k, v in days.items()}
+    if any(v is not None and v < 0 for v in parsed.values()):
+        raise _field_error("min_days", "Days cannot be negative.")
+    if parsed["target_days"] < parsed["min_days"]:
+        raise _field_error("target_days", "target_days cannot be below min_days.")
+    if parsed["max_days"] is not None and parsed["max_days"] < parsed["target_days"]:
+        raise _field_error("max_days", "max_days cannot be below target_days.")
+    clash = session.scalar(sa.select(Policy.id).where(Policy.name == name))
+    if clash is not None and (policy is None or clash != policy.id):
+        raise Conflict(f"A policy named {name!r} already exists.", code="duplicate_name",
+                       fields={"name": ["Already taken."]})
+    if policy is None:
+        policy = Policy()
+        session.add(policy)
+    policy.name, policy.pool, policy.active = name, pool, active
+    policy.organisation_kind, policy.organisation = organisation_kind, organisation
+    policy.category, policy.item_list, policy.item = category, item_list, item
+    policy.min_days, policy.target_days, policy.max_days = parsed["min_days"], parsed["target_days"], parsed["max_days"]
+    session.flush()
+    return policy
+
+
+def item_list_for(session: so.Session, organisation: Organisation, code: str, *,
+                  name: str | None = None) -> ItemList:
+    """The organisation's list with ``code``, created (empty, version 1) if it has none yet."""
+    found = session.scalar(sa.select(ItemList).where(ItemList.organisation_id == organisation.id,
+                                                     ItemList.code == code))
+    if found is None:
+        found = ItemList(organisation=organisation, code=code, name=name or code, version=1)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def _describe_entry(entry: ItemListEntry) -> str:
+    parts = []
+    if entry.min_days is not None:
+        parts.append(f"minimum {entry.min_days.normalize():f} days")
+    if entry.criticality:
+        parts.append(f"criticality {entry.criticality}")
+    if entry.alternatives:
+        parts.append("alternatives " + ", ".join(a.code for a in entry.alternatives))
+    if entry.note:
+        parts.append(f"note: {entry.note}")
+    return "; ".join(parts)
+
+
+def save_list_entry(session: so.Session, ctx: Context, *, item_list: ItemList, item: Item,
+                    min_days: Decimal | float | int | None = None, criticality: str | None = None,
+                    alternatives: Sequence[Item] = (), note: str | None = None) -> ItemListEntry:
+    """Add ``item`` to the list or change its settings; a new list version, with the change logged."""
+    if criticality:
+        _choice("criticality", criticality, Criticality)
+    if min_days is not None and Decimal(str(min_days)) < 0:
+        raise _field_error("min_days", "min_days cannot be negative.")
+    if any(alt.id == item.id for alt in alternatives):
+        raise _field_error("alternatives", f"{item.code} cannot be its own alternative.")
+    entry = next((e for e in item_list.entries if e.item_id == item.id), None)
+    action = ItemListAction.CHANGED if entry is not None else ItemListAction.ADDED
+    if entry is None:
+        entry = ItemListEntry(item=item)
+        item_list.entries.append(entry)
+    before = _describe_entry(entry) if action == ItemListAction.CHANGED else None
+    entry.min_days = Decimal(str(min_days)) if min_days is not None else None
+    entry.criticality = criticality or None
+    entry.alternatives = list(alternatives)
+    entry.note = (note or "").strip() or None
+    after = _describe_entry(entry)
+    if before == after:
+        return entry
+    item_list.version += 1
+    detail = after if before is None else f"{before or 'no settings'} → {after or 'no settings'}"
+    session.add(ItemListChange(item_list=item_list, version=item_list.version, item=item,
+                               action=action.value, detail=detail, recorded_by_id=ctx.user_id))
+    session.flush()
+    return entry
+
+
+def remove_list_entry(session: so.Session, ctx: Context, *, item_list: ItemList, item: Item) -> None:
+    entry = next((e for e in item_list.entries if e.item_id == item.id), None)
+    if entry is None:
+        raise NotFound(f"{item.code} is not on the list {item_list.name}.", fields={"item": ["Not on the list."]})
+    item_list.entries.remove(entry)
+    item_list.version += 1
+    session.add(ItemListChange(item_list=item_list, version=item_list.version, item=item,
+                               action=ItemListAction.REMOVED.value, detail="", recorded_by_id=ctx.user_id))
+    session.flush()
+
+
+def save_scenario(session: so.Session, *, name: str, description: str = "",
+                  factors: dict[str, Decimal | float | int] | None = None,
+                  item_factors: dict[Item, Decimal | float | int] | None = None) -> Scenario:
+    """Create or replace a scenario: demand factors per category and per item."""
+    name = _required_text("name", name)
+    scenario = session.scalar(sa.select(Scenario).where(Scenario.name == name))
+    if scenario is None:
+        scenario = Scenario(name=name)
+        session.add(scenario)
+    scenario.description = description
+    new = []
+    for category, factor in (factors or {}).items():
+        _choice("category", category, Category)
+        new.append(ScenarioFactor(category=category, factor=_factor_value(factor)))
+    for scenario_item, factor in (item_factors or {}).items():
+        new.append(ScenarioFactor(item=scenario_item, factor=_factor_value(factor)))
+    if not new:
+        raise _field_error("factors", "A scenario needs at least one demand factor.")
+    scenario.factors = new
+    session.flush()
+    return scenario
+
+
+def _factor_value(value: Decimal | float | int) -> Decimal:
+    factor = Decimal(str(value))
+    if factor <= 0:
+        raise _field_error("factors", "A demand factor must be above zero.")
+    return factor

@@ -104,3 +104,210 @@ def test_scenario_multiplier_scales_the_daily_rate():
     # Lot expiring in 30 days (d = 31) holding 8000: only 31 · 1600/7 = 7085.71… can be used.
     result = expiry_aware([LotQuantity(day(30), 8000)], r, TODAY)
     assert result.days == 31 and result.at_risk_units == 914  # 8000 − 7085.714… = 914.29
+
+
+# --- evaluated from the database ------------------------------------------------------------
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from stockpile.errors import InvalidInput  # noqa: E402
+from stockpile.inventory import coverage, gs1  # noqa: E402
+from stockpile.inventory import services as inventory  # noqa: E402
+from stockpile.inventory.models import Lot  # noqa: E402
+from tests import factories  # noqa: E402
+
+
+def noon(day_: dt.date) -> dt.datetime:
+    return dt.datetime(day_.year, day_.month, day_.day, 12, tzinfo=dt.timezone.utc)
+
+
+def rows_by(rows, *keys):
+    return {tuple(getattr(r, k) if k != "item" else r.item.code for k in keys): r for r in rows}
+
+
+@pytest.fixture
+def municipality(session):
+    """KOMMUNE-9999 holding MASK (ppe) with a § 8a baseline and four lots."""
+    org = factories.org(session, "KOMMUNE-9999", "municipality")
+    depot = factories.depot(session, org, "K-D")
+    mask = factories.item(session, "MASK", "ppe", ppe_group="face_masks")
+    # 2024 was a pandemic year: replaced by 2022. Mean of 2022, 2023, 2025 = 20 000 a year,
+    # so a quarter of a year is exactly 5 000 masks and r = 20 000 / 365.25 a day.
+    inventory.set_annual_baseline(session, factories.ctx(), organisation=org, item=mask,
+                                  annual_use={2022: 19_000, 2023: 20_000, 2024: 90_000, 2025: 21_000},
+                                  deviating_years=[2024], valid_from=dt.date(2026, 1, 1))
+    factories.receive(session, depot, mask, "A", day(29), 3000)                # d = 30
+    factories.receive(session, depot, mask, "B", dt.date(2028, 6, 30), 1500, pool="emergency")
+    factories.receive(session, depot, mask, "GONE", day(-1), 400, today=day(-10))  # expired yesterday
+    factories.receive(session, depot, mask, "Q", dt.date(2028, 1, 1), 500)
+    quarantined = session.scalar(sa.select(Lot).where(Lot.lot_number == "Q"))
+    inventory.set_lot_status(session, factories.ctx(), lot=quarantined, status="quarantined", reason="wet")
+    return org
+
+
+def test_ppe_duty_worked_example(session, municipality):
+    [row] = coverage.evaluate(session, [municipality], today=TODAY)
+    assert (row.policy.name, row.pool, row.item.code) == ("PPE duty", "all", "MASK")
+    # § 8a: years 2022, 2023, 2025 (2024 replaced by 2022); w = 20 000 · 7 / 365.25.
+    assert row.baseline.source == "annual_3y"
+    assert row.baseline.years_used == [2022, 2023, 2025] and row.baseline.years_replaced == {"2024": 2022}
+    assert row.baseline.weekly_use == Fraction(20_000 * 7 * 100, 36525)
+    # Usable: A 3000 + B 1500 (emergency pool counts for "all"); not the expired or quarantined lots.
+    assert row.usable == 4500
+    # 4500 / (20 000 / 365.25) = 82.18125 days = 11.74 weeks.
+    assert row.days == Fraction(8218125, 100000) and row.weeks == 11.7
+    assert row.min_days == Fraction(913125, 10000)
+    assert row.status is Status.BELOW_MIN
+    # Requirement 91.3125 · 20 000 / 365.25 = 5000 exactly → 500 short.
+    assert row.shortfall == 500
+    # Expiry-aware: A lasts 30 of its 54.79 days (1642.71 used, 1357.29 at risk), then B 27.39 days.
+    assert row.expiry.days == 30 + Fraction(1500 * 36525, 20_000 * 100)
+    assert float(row.expiry.days) == pytest.approx(57.39375)
+    assert row.expiry.at_risk_units == 1357
+
+
+def test_the_duty_counts_a_lot_expiring_today_not_one_expired_yesterday(session, municipality):
+    # On day(29) lot A expires today and still counts; the next day it does not.
+    [on_expiry_day] = coverage.evaluate(session, [municipality], today=day(29))
+    [day_after] = coverage.evaluate(session, [municipality], today=day(30))
+    assert (on_expiry_day.usable, day_after.usable) == (4500, 1500)
+
+
+def test_gs1_day_00_expiry_counts_through_the_last_day_of_the_month(session, municipality):
+    depot = session.scalar(sa.select(inventory.Depot).where(inventory.Depot.code == "K-D"))
+    mask = session.scalar(sa.select(inventory.Item).where(inventory.Item.code == "MASK"))
+    mask.gtin = "07032069804988"
+    item, lot_number, expiry = gs1.for_receipt(session, "(01)07032069804988(17)261200(10)DEC")
+    assert expiry == dt.date(2026, 12, 31)
+    factories.receive(session, depot, item, lot_number, expiry, 100)
+    [last_day] = coverage.evaluate(session, [municipality], today=dt.date(2026, 12, 31))
+    [new_year] = coverage.evaluate(session, [municipality], today=dt.date(2027, 1, 1))
+    assert last_day.usable - new_year.usable == 100
+
+
+def test_pandemic_scenario_multiplies_use(session, municipality):
+    [row] = coverage.evaluate(session, [municipality], today=TODAY, scenario="Pandemic wave")
+    assert row.factor == 4
+    assert row.days == Fraction(8218125, 100000) / 4
+    # A quarter's requirement at four times the use: 20 000 masks → 15 500 short.
+    assert row.shortfall == 20_000 - 4500
+
+
+def test_unknown_scenario_is_refused(session, municipality):
+    with pytest.raises(inventory.NotFound):
+        coverage.evaluate(session, [municipality], today=TODAY, scenario="Zombie outbreak")
+
+
+@pytest.fixture
+def centre(session):
+    org = factories.org(session, "FS", "supply_centre")
+    return org, factories.depot(session, org, "FS-D")
+
+
+def test_safety_stock_manual_baseline_and_no_baseline(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    filt = factories.item(session, "FILTER", "consumable")
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+                                  valid_from=day(-30))
+    factories.receive(session, depot, tube, "T1", day(200), 250)
+    factories.receive(session, depot, filt, "F1", day(200), 999)
+    rows = rows_by(coverage.evaluate(session, [org], today=TODAY), "item")
+    tube_row = rows[("TUBE",)]
+    # 250 / 10 a day = 25 days: above 21, below 28 → below target; 280 − 250 = 30 short.
+    assert (tube_row.days, tube_row.status, tube_row.shortfall) == (25, Status.BELOW_TARGET, 30)
+    assert tube_row.baseline.source == "manual"
+    filt_row = rows[("FILTER",)]
+    assert filt_row.status is Status.NO_BASELINE and filt_row.days is None and filt_row.shortfall is None
+    assert "No baseline" in filt_row.no_baseline_reason
+
+
+def test_a_manual_baseline_is_in_force_only_from_its_date_and_the_newest_wins(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    factories.receive(session, depot, tube, "T1", day(200), 280)
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+                                  valid_from=day(-30))
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=140,
+                                  valid_from=day(10))
+    [now] = coverage.evaluate(session, [org], today=TODAY)
+    [later] = coverage.evaluate(session, [org], today=day(10))
+    assert (now.days, later.days) == (28, 14)
+
+
+def test_item_policy_overrides_the_list_policy(session, centre):
+    org, depot = centre
+    resp = factories.item(session, "FFP3", "ppe", ppe_group="respirators")
+    ctx = factories.ctx()
+    emergency = inventory.item_list_for(session, org, "emergency", name="Emergency list")
+    inventory.save_list_entry(session, ctx, item_list=emergency, item=resp)
+    inventory.set_manual_baseline(session, ctx, organisation=org, item=resp, weekly_use=7)
+    factories.receive(session, depot, resp, "R1", dt.date(2030, 1, 1), 140, pool="emergency")
+    [before] = [r for r in coverage.evaluate(session, [org], today=TODAY) if r.pool == "emergency"]
+    assert (before.policy.name, before.days, before.status) == ("Supply centre emergency stock", 140, Status.OK)
+    inventory.save_policy(session, name="FFP3 168 days", organisation_kind="supply_centre", item=resp,
+                          pool="emergency", min_days=168, target_days=168)
+    [after] = [r for r in coverage.evaluate(session, [org], today=TODAY) if r.pool == "emergency"]
+    assert (after.policy.name, after.status, after.shortfall) == ("FFP3 168 days", Status.BELOW_MIN, 28)
+
+
+def test_list_entry_minimum_days_replace_the_policy_minimum(session):
+    pharmacy = factories.org(session, "APOTEK", "hospital_pharmacy")
+    depot = factories.depot(session, pharmacy)
+    propofol = factories.item(session, "PROPOFOL", "drug", atc="N01AX10")
+    ctx = factories.ctx()
+    drugs = inventory.item_list_for(session, pharmacy, "critical-drugs")
+    inventory.save_list_entry(session, ctx, item_list=drugs, item=propofol, min_days=21)
+    inventory.set_manual_baseline(session, ctx, organisation=pharmacy, item=propofol, weekly_use=70)
+    factories.receive(session, depot, propofol, "P1", day(100), 180)
+    [row] = coverage.evaluate(session, [pharmacy], today=TODAY)
+    # 18 days: meets the list's 14 but not this drug's own 21.
+    assert (row.days, row.min_days, row.status, row.shortfall) == (18, 21, Status.BELOW_MIN, 30)
+
+
+def test_computed_baseline_leaves_stock_out_days_out(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    start = TODAY - dt.timedelta(weeks=13)  # the window: 91 days before today
+    factories.receive(session, depot, tube, "OPEN", dt.date(2028, 1, 1), 140, today=start,
+                      occurred_at=noon(start - dt.timedelta(days=1)))
+
+    def issue_on(offset, quantity, flag="normal"):
+        when = start + dt.timedelta(days=offset)
+        inventory.issue(session, factories.ctx(today=when, occurred_at=noon(when)), depot=depot,
+                        item=tube, quantity=quantity, flag=flag)
+
+    issue_on(0, 70)
+    issue_on(13, 70)  # out of stock from day 14
+    when = start + dt.timedelta(days=41)
+    factories.receive(session, depot, tube, "REFILL", dt.date(2028, 1, 1), 300, today=when, occurred_at=noon(when))
+    issue_on(50, 100, flag="surge")  # crisis demand is not normal use
+    issue_on(60, 35)
+    [row] = coverage.evaluate(session, [org], today=TODAY)
+    # In stock days 0–13 and 42–90: 14 + 49 = 63 days = 9 weeks; normal issues 175 → 175/9 a week.
+    assert row.baseline.source == "computed"
+    assert row.baseline.weekly_use == Fraction(175, 9)
+    assert "28 stock-out days left out" in row.baseline.explanation
+    # 165 on hand / (175/63 a day) = 59.4 days.
+    assert row.usable == 165 and row.days == Fraction(165 * 63, 175)
+
+
+def test_fewer_than_four_in_stock_weeks_give_no_computed_baseline(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    when = TODAY - dt.timedelta(days=20)
+    factories.receive(session, depot, tube, "NEW", dt.date(2028, 1, 1), 300, today=when, occurred_at=noon(when))
+    inventory.issue(session, factories.ctx(today=when, occurred_at=noon(when)), depot=depot, item=tube, quantity=10)
+    [row] = coverage.evaluate(session, [org], today=TODAY)
+    assert row.status is Status.NO_BASELINE
+    assert "Only 20 in-stock days" in row.no_baseline_reason
+
+
+def test_annual_baseline_needs_the_years_it_counts(session, municipality):
+    mask = session.scalar(sa.select(inventory.Item).where(inventory.Item.code == "MASK"))
+    with pytest.raises(InvalidInput) as missing:
+        inventory.set_annual_baseline(session, factories.ctx(), organisation=municipality, item=mask,
+                                      annual_use={2023: 1, 2024: 2, 2025: 3}, deviating_years=[2025],
+                                      valid_from=dt.date(2026, 3, 1))
+    assert "annual use for 2022 is needed (in place of 2025)" in missing.value.message
