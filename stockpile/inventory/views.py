@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_datetime
+from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
@@ -186,9 +186,15 @@ def _format_day(value: dt.date | None) -> str:
     return value.isoformat() if value else "—"
 
 
+@bp.app_template_filter("qty")
+def _format_quantity(value: int) -> str:
+    """A whole quantity with the locale's digit grouping (3,305,200 in English)."""
+    return format_decimal(value)
+
+
 @bp.app_template_filter("signed")
 def _format_signed(value: int) -> str:
-    return f"+{value}" if value > 0 else f"−{-value}" if value < 0 else "0"
+    return f"+{format_decimal(value)}" if value > 0 else f"−{format_decimal(-value)}" if value < 0 else "0"
 
 
 def _label(table: dict[Any, Any], value: str | None) -> str:
@@ -342,7 +348,7 @@ def receipt() -> Any:
         return page(422)
     lot = movements[0].lot
     flash(_("Received %(quantity)s × %(item)s, %(lot)s, into %(where)s.",
-            quantity=form.quantity.data, item=item.name, lot=_lot_label(lot),
+            quantity=format_decimal(form.quantity.data), item=item.name, lot=_lot_label(lot),
             where=_where(depot, form.pool.data)), "success")
     return _back_to_item(item)
 
@@ -438,8 +444,8 @@ def issue() -> Any:
     taken = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=-m.quantity)
                       for m in movements)
     flash(_("Issued %(quantity)s × %(item)s from %(where)s: %(lots)s.",
-            quantity=form.quantity.data, item=item.name, where=_where(depot, form.pool.data),
-            lots=taken), "success")
+            quantity=format_decimal(form.quantity.data), item=item.name,
+            where=_where(depot, form.pool.data), lots=taken), "success")
     return _back_to_item(item)
 
 
@@ -486,8 +492,9 @@ def transfer() -> Any:
     lots = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=m.quantity)
                      for m in movements if m.quantity > 0)
     flash(_("Moved %(quantity)s × %(item)s from %(source)s to %(target)s: %(lots)s.",
-            quantity=form.quantity.data, item=item.name, source=_where(from_depot, form.from_pool.data),
-            target=_where(to_depot, form.to_pool.data), lots=lots), "success")
+            quantity=format_decimal(form.quantity.data), item=item.name,
+            source=_where(from_depot, form.from_pool.data), target=_where(to_depot, form.to_pool.data),
+            lots=lots), "success")
     return _back_to_item(item)
 
 
@@ -525,12 +532,12 @@ def count() -> Any:
     if movements:
         flash(_("Count recorded: lot %(lot)s in %(where)s corrected by %(delta)s to %(counted)s.",
                 lot=lot_number, where=_where(depot, form.pool.data),
-                delta=_format_signed(movements[0].quantity), counted=form.counted_quantity.data),
-              "success")
+                delta=_format_signed(movements[0].quantity),
+                counted=format_decimal(form.counted_quantity.data)), "success")
     else:
         flash(_("Count matches the books: lot %(lot)s in %(where)s holds %(counted)s. "
                 "Nothing to correct.", lot=lot_number, where=_where(depot, form.pool.data),
-                counted=form.counted_quantity.data), "success")
+                counted=format_decimal(form.counted_quantity.data)), "success")
     return _back_to_item(item)
 
 
@@ -562,8 +569,8 @@ def disposal() -> Any:
         _refused(form, error)
         return page(422)
     flash(_("Disposed of %(quantity)s × %(item)s, lot %(lot)s, from %(where)s (%(reason)s).",
-            quantity=form.quantity.data, item=item.name, lot=(form.lot_number.data or "").strip(),
-            where=_where(depot, form.pool.data),
+            quantity=format_decimal(form.quantity.data), item=item.name,
+            lot=(form.lot_number.data or "").strip(), where=_where(depot, form.pool.data),
             reason=str(DISPOSAL_LABELS.get(form.reason.data, form.reason.data)).lower()), "success")
     return _back_to_item(item)
 

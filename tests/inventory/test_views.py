@@ -201,14 +201,16 @@ def test_receipt_posts_one_movement(client, w, session):
     login(client, "supply@example.org")
     response = client.post("/receipts/new", data={
         "depot": "SC-D", "pool": "operational", "item": "GLOVE", "lot_number": "G-1",
-        "expiry": days(400).isoformat(), "quantity": "120", "reference": "DN-1", "action": "record"},
+        "expiry": days(400).isoformat(), "quantity": "1200", "reference": "DN-1", "action": "record"},
         follow_redirects=True)
     assert response.request.path == "/items/GLOVE"
-    assert "Received 120 × Item GLOVE, lot G-1" in response.text
+    assert "Received 1,200 × Item GLOVE, lot G-1" in response.text
     [movement] = newest(session)
     assert (movement.kind, movement.quantity, movement.reference, movement.recorded_by_id) == \
-        ("receipt", 120, "DN-1", w.users["supply"].id)
-    assert qty(session, w.centre_depot, w.glove, "G-1") == 120
+        ("receipt", 1200, "DN-1", w.users["supply"].id)
+    assert qty(session, w.centre_depot, w.glove, "G-1") == 1200
+    glove_row = main_html(client.get("/items")).split("Item GLOVE</a>", 1)[1].split("</tr>", 1)[0]
+    assert '<td class="num strong">1,200</td>' in glove_row  # grouped digits
 
 
 def test_refused_receipt_posts_nothing_and_says_why(client, w, session):
