@@ -170,7 +170,12 @@ def _domain_error(error: DomainError) -> tuple[Response, int] | DomainError:
 
 def _http_error(error: HTTPException) -> Any:
     if not _is_api_request():
-        return error
+        if error.code is None or error.code < 400 or error.code == 401:
+            return error
+        from flask import render_template
+
+        page_error = DomainError(error.description or error.name, code=error.name.lower().replace(" ", "_"))
+        return render_template("error.html", error=page_error.with_status(error.code)), error.code
     codes = {400: "malformed", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
     return error_response(error.code or 500, codes.get(error.code or 500, "error"),

@@ -38,7 +38,7 @@ BALANCE = schemas.BalanceOutputSchema()
 LOT = schemas.LotOutputSchema()
 LOT_EVENT = schemas.LotEventOutputSchema()
 
-_MAX_ID = 2**63 - 1
+_MAX_ID = 2**31 - 1  # ids are INTEGER columns
 
 
 def _find(model: type[M], code: str, field: str) -> M:

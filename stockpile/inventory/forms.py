@@ -15,11 +15,8 @@ from wtforms import (BooleanField, DateField, HiddenField, IntegerField, RadioFi
                      StringField, TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
-    from wtforms.fields.choices import SelectChoice as option
-except ImportError:  # pragma: no cover - WTForms < 3.3
-    def option(value: str, label: Any = None) -> Any:  # type: ignore[misc]
-        return (value, value if label is None else label)
+# WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice.
+from wtforms.fields.choices import SelectChoice as option
 
 from stockpile.errors import DomainError
 from stockpile.inventory.models import (Category, DisposalReason, IssueFlag, LotStatus,

@@ -206,3 +206,10 @@ def test_admin_creates_a_token_shown_once(client, world, session):
     token = re.search(r'<code class="token" id="new-token">([^<]+)</code>', response.text).group(1)
     assert auth.user_for_token(session, token) == supply
     assert token not in client.get("/admin/users").text
+
+
+def test_unknown_pages_get_the_styled_error_page(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "Not found" in page and "Sign in" in page
