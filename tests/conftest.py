@@ -70,20 +70,30 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture(scope="session")
-def postgres_engine(engine: sa.Engine) -> Iterator[sa.Engine]:
-    """A migrated PostgreSQL database for tests that need PostgreSQL itself (row locks)."""
-    if engine.dialect.name == "postgresql":
-        yield engine
-        return
-    url = os.environ.get("STOCKPILE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    reason = _postgres_unavailable(url)
+def postgres_engine() -> Iterator[sa.Engine]:
+    """A migrated PostgreSQL database of its own, for tests that commit (row-lock tests).
+
+    Created next to ``STOCKPILE_TEST_POSTGRES_URL``'s database and dropped afterwards, so what
+    these tests commit never mixes with the rolled-back tests or the seeded defaults.
+    """
+    url = sa.make_url(os.environ.get("STOCKPILE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    reason = _postgres_unavailable(url.render_as_string(hide_password=False))
     if reason:
         if os.environ.get("STOCKPILE_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"{reason} (STOCKPILE_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
-    eng = _reset_postgres(url)
+    name = f"{url.database}_commits"
+    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    eng = make_engine(url.set(database=name).render_as_string(hide_password=False))
+    upgrade(eng)
     yield eng
     eng.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
 ``insufficient_stock``, the balance ends at 100 − 14 × 7 = 2 and never goes below, and no deadlock or
 serialisation error surfaces. On PostgreSQL this exercises ``SELECT … FOR UPDATE`` on the
 balance rows; on SQLite, ``BEGIN IMMEDIATE``. These tests commit, so they clean up after
-themselves instead of relying on the rolled-back test transaction.
+themselves, on databases of their own, instead of relying on the rolled-back test transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from stockpile.db import begin_write, load_models, make_engine, upgrade
+from stockpile.db import begin_write, make_engine, upgrade
 from stockpile.errors import InsufficientStock
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Balance, Movement
@@ -81,18 +81,9 @@ def _withdraw_concurrently(url: sa.URL) -> tuple[Counter, int, list[BaseExceptio
     return outcomes, balance, unexpected
 
 
-def _clean(engine: sa.Engine) -> None:
-    tables = ", ".join(t.name for t in load_models().sorted_tables)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-
-
 @pytest.mark.postgres
 def test_concurrent_withdrawals_on_postgresql(postgres_engine):
-    try:
-        outcomes, balance, unexpected = _withdraw_concurrently(postgres_engine.url)
-    finally:
-        _clean(postgres_engine)
+    outcomes, balance, unexpected = _withdraw_concurrently(postgres_engine.url)
     assert unexpected == []
     assert outcomes == Counter({"posted": 14, "insufficient_stock": 6})
     assert balance == STOCK - 14 * EACH == 2
