@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from stockpile.auth.models import STOCK_ROLES, ApiToken, Membership, Role, User
 from stockpile.db import utcnow
 from stockpile.errors import Conflict, Forbidden, InvalidInput
-from stockpile.inventory.models import Organisation
+from stockpile.inventory.models import Balance, Depot, Lot, Organisation
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -186,6 +186,20 @@ def require_read(session: so.Session, user: User, organisation: Organisation) ->
 def require_write(user: User, organisation: Organisation) -> None:
     if not can_write(user, organisation.id):
         raise Forbidden(f"You may not record stock for {organisation.code}.")
+
+
+def require_lot_change(session: so.Session, user: User, lot: Lot) -> None:
+    """A lot's status or expiry may be changed by administrators, and by users who record stock
+    for an organisation that holds some of the lot right now."""
+    writable = writable_organisation_ids(user)
+    if writable is None:
+        return
+    holders = set(session.scalars(
+        sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
+        .where(Balance.lot_id == lot.id, Balance.quantity > 0)))
+    if not holders & writable:
+        raise Forbidden(f"You may change lot {lot.lot_number} of {lot.item.code} only while an "
+                        "organisation you record stock for holds some of it.")
 
 
 def require_admin(user: User) -> None:

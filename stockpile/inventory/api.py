@@ -18,11 +18,11 @@ from flask import Blueprint, Response, current_app, jsonify
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
 from stockpile.db import Base
-from stockpile.errors import Forbidden, NotFound
+from stockpile.errors import NotFound
 from stockpile.extensions import csrf, db
 from stockpile.inventory import gs1, schemas
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import Balance, Depot, Item, Lot, Movement, MovementKind, Organisation
+from stockpile.inventory.models import Depot, Item, Lot, Movement, MovementKind, Organisation
 
 bp = Blueprint("inventory_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
@@ -309,15 +309,7 @@ def _lot_to_change(item_code: str, lot_number: str) -> Lot:
         raise NotFound(f"Item {item.code} has no lot {lot_number[:40]!r}.",
                        fields={"lot_number": ["Unknown lot."]})
     lot = inventory.find_lot(session, item, lot_number)
-    writable = auth.writable_organisation_ids(current_user())
-    if writable is None:
-        return lot
-    holders = set(session.scalars(
-        sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
-        .where(Balance.lot_id == lot.id, Balance.quantity > 0)))
-    if not holders & writable:
-        raise Forbidden(f"You may change lot {lot.lot_number} of {item.code} only while an "
-                        "organisation you record stock for holds some of it.")
+    auth.require_lot_change(session, current_user(), lot)
     return lot
 
 

@@ -32,7 +32,7 @@ from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LA
                                        DomainForm, ExtendForm, IssueForm, ItemForm, LotStatusForm,
                                        OrganisationForm, ReceiptForm, ReverseForm, TransferForm,
                                        option)
-from stockpile.inventory.models import (Balance, Category, Depot, Item, Lot, LotEvent, Movement,
+from stockpile.inventory.models import (Category, Depot, Item, Lot, LotEvent, Movement,
                                         MovementKind, Organisation)
 
 bp = Blueprint("inventory", __name__)
@@ -620,15 +620,7 @@ def _lot_to_change(code: str, lot_number: str) -> Lot:
     if len(lot_number) > 40:
         raise NotFound(_("Item %(item)s has no lot %(lot)s.", item=item.code, lot=lot_number[:40]))
     lot = inventory.find_lot(session, item, lot_number)
-    writable = auth.writable_organisation_ids(current_user)
-    if writable is None:
-        return lot
-    holders = set(session.scalars(
-        sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
-        .where(Balance.lot_id == lot.id, Balance.quantity > 0)))
-    if not holders & writable:
-        raise Forbidden(_("You may change lot %(lot)s of %(item)s only while an organisation you "
-                          "record stock for holds some of it.", lot=lot.lot_number, item=item.code))
+    auth.require_lot_change(session, current_user, lot)
     return lot
 
 
