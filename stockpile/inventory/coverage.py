@@ -461,3 +461,130 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
                              float(r.days / r.target_days) if r.days is not None and r.target_days else 0,
                              r.item.name, r.pool))
     return rows
+
+
+def projection(lots: Iterable[LotQuantity], rate: Fraction | None, today: dt.date,
+               days: int) -> list[tuple[dt.date, Fraction]]:
+    """Usable stock at the start of each of the next ``days`` days if nothing arrives: used FEFO
+    at ``rate`` a day, each lot lost at the end of its expiry day. Day 0 is ``today``."""
+    remaining = {i: Fraction(lot.quantity) for i, lot in enumerate(lots) if lot.quantity > 0}
+    expiry = {i: lot.expiry for i, lot in enumerate(lots)}
+    order = sorted(remaining, key=lambda i: (expiry[i] is None, expiry[i] or dt.date.max))
+    points = []
+    for offset in range(days + 1):
+        day = today + dt.timedelta(days=offset)
+        for i in order:  # lost at the end of their expiry day: gone at the start of the next
+            if expiry[i] is not None and expiry[i] < day:
+                remaining[i] = Fraction(0)
+        points.append((day, sum(remaining.values(), Fraction(0))))
+        need = rate or Fraction(0)
+        for i in order:
+            if need <= 0:
+                break
+            take = min(need, remaining[i])
+            remaining[i] -= take
+            need -= take
+    return points
+
+
+def falls_below_min_on(row: CoverageRow, horizon_days: int = 730) -> dt.date | None:
+    """The first day on which the stock left (used at the row's rate, lots expiring) covers less
+    than the minimum days; ``today`` if it already does; ``None`` without a baseline or when it
+    stays above within ``horizon_days``."""
+    rate = row.rate
+    if rate is None:
+        return None
+    for day, stock in projection(row.lots, rate, row.evaluated_on, horizon_days):
+        if stock / rate < row.min_days:
+            return day
+    return None
+
+
+@dataclass(frozen=True)
+class PolicySummary:
+    """One member organisation × policy of a region: how many items meet the target."""
+
+    organisation: Organisation
+    policy: Policy
+    items: int
+    meeting_target: int
+    below_min: int
+    no_baseline: int
+    at_risk: int
+    rows: tuple[CoverageRow, ...]
+
+    @property
+    def meets_target(self) -> bool:
+        return self.items > 0 and self.meeting_target == self.items
+
+
+def summarise(rows: Iterable[CoverageRow]) -> list[PolicySummary]:
+    """Group coverage rows per organisation × policy (the region view and ``/coverage/summary``)."""
+    groups: dict[tuple[int, int], list[CoverageRow]] = {}
+    for row in rows:
+        groups.setdefault((row.organisation.id, row.policy.id), []).append(row)
+    summaries = []
+    for members in groups.values():
+        first = members[0]
+        summaries.append(PolicySummary(
+            organisation=first.organisation, policy=first.policy, items=len(members),
+            meeting_target=sum(r.status in (Status.OK, Status.OVERSTOCK) for r in members),
+            below_min=sum(r.status is Status.BELOW_MIN for r in members),
+            no_baseline=sum(r.status is Status.NO_BASELINE for r in members),
+            at_risk=sum(r.expiry.at_risk_units for r in members if r.expiry is not None),
+            rows=tuple(members)))
+    summaries.sort(key=lambda s: (s.policy.name, s.organisation.name))
+    return summaries
+
+
+def members_of(session: so.Session, parent: Organisation) -> list[Organisation]:
+    """Every organisation below ``parent`` in the tree (not ``parent`` itself)."""
+    children: dict[int | None, list[Organisation]] = {}
+    for org in session.scalars(sa.select(Organisation)):
+        children.setdefault(org.parent_id, []).append(org)
+    found: list[Organisation] = []
+    stack = list(children.get(parent.id, []))
+    while stack:
+        org = stack.pop()
+        found.append(org)
+        stack.extend(children.get(org.id, []))
+    return sorted(found, key=lambda o: o.name)
+
+
+@dataclass(frozen=True)
+class ItemCoverage:
+    """Coverage of any item at an organisation, whatever policy (e.g. an alternative drug)."""
+
+    item: Item
+    usable: int
+    baseline: BaselineInForce | None
+    days: Fraction | None
+
+    @property
+    def weeks(self) -> float | None:
+        return weeks(self.days)
+
+
+def item_coverage(session: so.Session, organisation: Organisation, items: Iterable[Item], *,
+                  today: dt.date, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> dict[int, ItemCoverage]:
+    """Usable stock (all pools), baseline in force and days of coverage of ``items`` at one
+    organisation, by item id."""
+    wanted = {i.id: i for i in items}
+    if not wanted:
+        return {}
+    usable = dict(session.execute(
+        sa.select(Lot.item_id, sa.func.sum(Balance.quantity))
+        .select_from(Balance).join(Balance.lot).join(Balance.depot)
+        .where(Depot.organisation_id == organisation.id, Lot.item_id.in_(list(wanted)),
+               Balance.quantity > 0, Lot.status == LotStatus.AVAILABLE.value,
+               sa.or_(Lot.expiry.is_(None), Lot.expiry >= today))
+        .group_by(Lot.item_id)).all())
+    stored = stored_baselines(session, [organisation.id], today, list(wanted))
+    computed = computed_use(session, [organisation.id], today, window_weeks, list(wanted))
+    result = {}
+    for item_id, item in wanted.items():
+        baseline, _ = baseline_in_force(stored, computed, organisation.id, item_id)
+        quantity = int(usable.get(item_id, 0))
+        rate = daily_rate(baseline.weekly_use) if baseline else None
+        result[item_id] = ItemCoverage(item, quantity, baseline, coverage_days(quantity, rate))
+    return result

@@ -311,3 +311,38 @@ def test_annual_baseline_needs_the_years_it_counts(session, municipality):
                                       annual_use={2023: 1, 2024: 2, 2025: 3}, deviating_years=[2025],
                                       valid_from=dt.date(2026, 3, 1))
     assert "annual use for 2022 is needed (in place of 2025)" in missing.value.message
+
+
+def test_projection_and_the_day_stock_falls_below_the_minimum(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70)
+    factories.receive(session, depot, tube, "SOON", day(2), 100)   # 30 of it used, 70 lost after day 2
+    factories.receive(session, depot, tube, "LATER", day(365), 300)
+    [row] = coverage.evaluate(session, [org], today=TODAY)
+    points = dict(coverage.projection(row.lots, row.rate, TODAY, 5))
+    # 10 a day from SOON on days 0–2 (400, 390, 380 at the start of each); SOON expires at the end
+    # of day 2 with 70 left, so day 3 starts with LATER's 300, then 290, 280.
+    assert [points[day(n)] for n in range(6)] == [400, 390, 380, 300, 290, 280]
+    # Below 21 days (210 units) when 300 − 10·k < 210 → k > 9 → day 3 + 10 = day 13.
+    assert coverage.falls_below_min_on(row) == day(13)
+
+
+def test_region_summary_counts_members_meeting_the_target(session):
+    region = factories.org(session, "REGION", "region")
+    mask = factories.item(session, "MASK", "ppe", ppe_group="face_masks")
+    ctx = factories.ctx()
+    for code, stock in (("K1", 1300), ("K2", 1000), ("K3", 0)):
+        org = factories.org(session, code, "municipality", parent="REGION")
+        inventory.set_manual_baseline(session, ctx, organisation=org, item=mask, weekly_use=100)
+        if stock:
+            factories.receive(session, factories.depot(session, org), mask, f"{code}-L", day(400), stock)
+    members = coverage.members_of(session, region)
+    summaries = coverage.summarise(coverage.evaluate(session, members, today=TODAY))
+    # 1300 / (100/7) = 91 days < 91.3125: below min; K3 holds nothing but has a baseline.
+    verdict = {s.organisation.code: (s.items, s.meeting_target, s.below_min) for s in summaries}
+    assert verdict == {"K1": (1, 0, 1), "K2": (1, 0, 1), "K3": (1, 0, 1)}
+    inventory.set_manual_baseline(session, ctx, organisation=members[0], item=mask, weekly_use=50)
+    k1 = [s for s in coverage.summarise(coverage.evaluate(session, members, today=TODAY))
+          if s.organisation.code == "K1"][0]
+    assert k1.meets_target and k1.meeting_target == 1
