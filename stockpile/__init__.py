@@ -33,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from stockpile import api, cli
     from stockpile.auth import views as auth_views
     from stockpile.inventory import api as inventory_api
+    from stockpile.inventory import coverage_views, duty_views
     from stockpile.inventory import views as inventory_views
 
     api.init_app(app)
@@ -40,5 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(inventory_api.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(inventory_views.bp)
+    app.register_blueprint(coverage_views.bp)
+    app.register_blueprint(duty_views.bp)
     cli.register(app)
     return app
