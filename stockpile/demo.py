@@ -313,6 +313,7 @@ class _Builder:
         self.protected: set[int] = set()           # lot ids that rotation leaves alone
         self.scenario_lots: dict[tuple[str, str, int], Lot] = {}
         self.requisition_due: dict[tuple[str, str], float] = {}
+        self.municipal_daily: dict[tuple[str, str], float] = {}   # (municipality, item): use a day
         self.clock = dt.datetime.combine(self.start, dt.time(7), tzinfo=OSLO)
 
     # --- small helpers ---------------------------------------------------------------
@@ -400,6 +401,7 @@ class _Builder:
         self.supply_year()
         for number, name, population in MUNICIPALITIES:
             self.municipal_year(number, population)
+        self.coverage_targets()
 
     def organisation(self, code: str, name: str, kind: str, parent: str | None = None,
                      population: int | None = None, depot: tuple[str, str] | None = None) -> None:
@@ -667,6 +669,7 @@ class _Builder:
         for item_code, per_inhabitant in MUNICIPAL_USE_PER_INHABITANT.items():
             daily = population * per_inhabitant * self.rng.uniform(0.8, 1.2) / 365.25
             plans[item_code] = _MunicipalPlan(daily, factor * self.rng.uniform(0.85, 1.15), self.start)
+            self.municipal_daily[(code, item_code)] = daily
         # (day, order within the day, what, item, index)
         events: list[tuple[dt.date, int, str, str, int]] = []
         for item_code in plans:
@@ -720,3 +723,68 @@ class _Builder:
                 self.scenario_lots[(municipality_code(number), item.code, 0)] = lot
                 return quantity
         return 0
+
+    # --- what coverage is measured against -------------------------------------------------
+
+    def coverage_targets(self) -> None:
+        """Baselines, item lists and an item policy, so coverage has something to measure by.
+
+        Municipalities enter their annual PPE use for the three years before this one (§ 8a);
+        a few had a deviating year (a bad respiratory season) and enter the year before it too.
+        The supply centre keeps an emergency list and relies on baselines computed from its issue
+        history, except for infusion pumps, whose use is entered by hand. The hospital pharmacy
+        keeps its critical drug list with daily use, per-drug minimum days and alternatives.
+        """
+        self.open_day(self.today - dt.timedelta(days=1), 15)
+        year = self.today.year
+        valid_from = dt.date(year, 1, 1)
+        admin = self.ctx("admin")
+        for number, _name, _population in MUNICIPALITIES:
+            code = municipality_code(number)
+            deviating = [year - 2] if int(number) % 4 == 1 else []
+            for item_code in MUNICIPAL_USE_PER_INHABITANT:
+                yearly = self.municipal_daily[(code, item_code)] * 365.25
+                use = {y: round(yearly * self.rng.uniform(0.9, 1.1)) for y in range(year - 4, year)}
+                for y in deviating:
+                    use[y] = round(use[y] * 2.5)  # the deviating year: far above normal
+                if not deviating:
+                    del use[year - 4]
+                inventory.set_annual_baseline(
+                    self.s, admin, organisation=self.orgs[code], item=self.items[item_code],
+                    annual_use=use, deviating_years=deviating, valid_from=valid_from)
+
+        centre = self.orgs[CENTRE.code]
+        staff = self.ctx(CENTRE.user)
+        emergency = inventory.item_list_for(self.s, centre, "emergency", name="Emergency list (beredskapslager)")
+        for flow in CENTRE.flows:
+            if flow.emergency_weeks:
+                inventory.save_list_entry(self.s, staff, item_list=emergency, item=self.items[flow.item])
+        inventory.set_manual_baseline(self.s, staff, organisation=centre, item=self.items["INF-PUMP"],
+                                      weekly_use=3, valid_from=self.start,
+                                      note="Replacement rate agreed with the trusts (demo)")
+        inventory.save_policy(self.s, name="Supply centre emergency stock: visors 24 weeks",
+                              organisation_kind="supply_centre", item=self.items["VISOR"],
+                              pool="emergency", min_days=168, target_days=168)
+
+        pharmacy = self.orgs[HOSPITAL_PHARMACY.code]
+        pharmacist = self.ctx(HOSPITAL_PHARMACY.user)
+        drugs = inventory.item_list_for(self.s, pharmacy, "critical-drugs", name="Critical drug list")
+        settings = {  # item: (minimum days or None for the policy's 14, criticality, alternatives, note)
+            "PROPOFOL": (None, "high", ["MIDAZOLAM"], "Sedation in intensive care."),
+            "MIDAZOLAM": (100, "high", ["PROPOFOL"],
+                          "Supplier shortage notice (demo): hold 100 days until further notice."),
+            "NORADR": (21, "high", [], "No substitute on the list."),
+            "FENTANYL": (None, "high", [], None),
+            "ROCURONIUM": (None, "medium", [], None),
+            "HEPARIN": (None, "medium", [], None),
+            "MEROPENEM": (None, "high", [], "Reserve antibiotic."),
+        }
+        for flow in HOSPITAL_PHARMACY.flows:
+            min_days, criticality, alternatives, note = settings[flow.item]
+            item = self.items[flow.item]
+            inventory.save_list_entry(self.s, pharmacist, item_list=drugs, item=item, min_days=min_days,
+                                      criticality=criticality, note=note,
+                                      alternatives=[self.items[a] for a in alternatives])
+            inventory.set_manual_baseline(self.s, pharmacist, organisation=pharmacy, item=item,
+                                          weekly_use=flow.weekly, valid_from=self.start,
+                                          note="Daily use from the pharmacy's consumption statistics (demo)")

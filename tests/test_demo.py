@@ -249,3 +249,28 @@ def test_a_second_demo_run_is_refused_and_changes_nothing(loaded, session):
     skipped = loaded.app.test_cli_runner().invoke(args=["demo", "--if-empty"])
     assert skipped.exit_code == 0 and "not loaded" in skipped.output
     assert [count(session, model) for model in (Organisation, Item, Movement, User)] == before
+
+
+def test_coverage_has_baselines_lists_and_targets_to_measure_by(loaded, session):
+    from stockpile.inventory import coverage
+
+    region = session.scalar(sa.select(Organisation).where(Organisation.code == "SF-TF"))
+    rows = coverage.evaluate(session, coverage.members_of(session, region), today=loaded.today)
+    assert len(rows) == 39 * 5 and {r.baseline.source for r in rows} == {"annual_3y"}
+    assert any(r.baseline.years_replaced for r in rows), "some municipality had a deviating year"
+    summaries = coverage.summarise(rows)
+    meeting = sum(s.meets_target for s in summaries)
+    assert 0 < meeting < 39
+
+    pharmacy = session.scalar(sa.select(Organisation).where(Organisation.code == "SAP"))
+    drugs = coverage.evaluate(session, [pharmacy], today=loaded.today)
+    assert len(drugs) == 7 and all(r.baseline.source == "manual" for r in drugs)
+    midazolam = next(r for r in drugs if r.item.code == "MIDAZOLAM")
+    assert midazolam.min_days == 100 and midazolam.status is coverage.Status.BELOW_MIN
+
+    centre = session.scalar(sa.select(Organisation).where(Organisation.code == "HSO-FS"))
+    centre_rows = coverage.evaluate(session, [centre], today=loaded.today)
+    assert {r.pool for r in centre_rows} == {"operational", "emergency"}
+    assert {r.baseline.source for r in centre_rows if r.baseline} == {"computed", "manual"}
+    visor = next(r for r in centre_rows if r.item.code == "VISOR" and r.pool == "emergency")
+    assert visor.policy.name == "Supply centre emergency stock: visors 24 weeks"
