@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -100,3 +102,70 @@ def allocate(
         picks.append(Pick(balance, take))
         remaining -= take
     return picks
+
+
+# --- rotation of emergency stock (DESIGN.md §5) ----------------------------------------------
+
+DEFAULT_MARGIN_DAYS = 28
+
+
+@dataclass(frozen=True)
+class EmergencyLot:
+    lot_id: int
+    lot_number: str
+    expiry: dt.date | None
+    quantity: int
+
+
+@dataclass(frozen=True)
+class LotPlan:
+    """When one emergency lot must start moving into daily use, and what cannot make it."""
+
+    lot: EmergencyLot
+    rotate_by: dt.date | None       # start of its use; in the past = overdue
+    finish_by: dt.date | None       # used up by then: expiry − margin, or the next lot's start
+    absorbable: int                 # units daily use can take in time
+    at_risk: int                    # units that will expire unless moved elsewhere
+    reason: str
+
+
+def plan_rotation(lots: Sequence[EmergencyLot], rate: Fraction | None, today: dt.date,
+                  margin_days: int = DEFAULT_MARGIN_DAYS) -> list[LotPlan]:
+    """Backward scheduling: from the latest-expiring lot back, each lot needs ``q / r`` days of
+    operational use, finishing no later than ``expiry − margin`` and no later than the start of
+    the lot scheduled after it; its start is its rotate-by date. What does not fit between today
+    and its finish is at risk. Lots without expiry need no rotation. Returns plans in FEFO order.
+
+    Without operational use (``rate`` None) nothing can be absorbed: every dated lot is at risk.
+    """
+    plans: list[LotPlan] = []
+    next_start: Fraction | None = None
+    dated = sorted((lot for lot in lots if lot.expiry is not None and lot.quantity > 0),
+                   key=lambda lot: (lot.expiry, lot.lot_id), reverse=True)
+    for lot in dated:
+        assert lot.expiry is not None
+        if rate is None:
+            plans.append(LotPlan(lot, None, None, 0, lot.quantity,
+                                 "No operational use of this item to rotate into: all of it expires "
+                                 "unless it is transferred, its shelf life extended, or its disposal planned."))
+            continue
+        finish = Fraction((lot.expiry - dt.timedelta(days=margin_days) - today).days)
+        if next_start is not None and next_start < finish:
+            finish = next_start
+        start = finish - Fraction(lot.quantity) / rate
+        rotate_by = today + dt.timedelta(days=math.floor(start))
+        finish_by = today + dt.timedelta(days=math.floor(finish))
+        if start >= 0:
+            plans.append(LotPlan(lot, rotate_by, finish_by, lot.quantity, 0,
+                                 f"{lot.quantity} units take {float(lot.quantity / rate):.1f} days of daily use."))
+            next_start = start
+            continue
+        absorbable = min(lot.quantity, max(0, math.floor(finish * rate)))
+        reason = (f"Only {absorbable} of {lot.quantity} can be used before {finish_by.isoformat()} at "
+                  f"{float(rate):.1f} a day; {lot.quantity - absorbable} will expire unless moved elsewhere."
+                  if finish > 0 else
+                  f"No time left to use it before {finish_by.isoformat()}: later lots need the days before.")
+        plans.append(LotPlan(lot, rotate_by, finish_by, absorbable, lot.quantity - absorbable, reason))
+        next_start = Fraction(0)
+    plans.reverse()
+    return plans

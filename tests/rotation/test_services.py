@@ -148,3 +148,69 @@ def test_insufficient_stock_is_refused_with_the_facts_and_nothing_posted(session
     assert "Only 40 usable" in error.message and "A: 30 (expires 2027-01-01)" in error.message
     assert session.scalar(sa.select(sa.func.count()).select_from(Movement)) == before
     assert on_hand(session, depot, item) == {"A": 30, "B": 10}
+
+
+# --- rotation planning, worked by hand (DESIGN.md §5) ------------------------------------------
+
+from fractions import Fraction  # noqa: E402
+
+from stockpile.rotation.services import EmergencyLot, plan_rotation  # noqa: E402
+
+
+def in_days(n: int) -> dt.date:
+    return TODAY + dt.timedelta(days=n)
+
+
+def lots(*specs):
+    return [EmergencyLot(i, name, in_days(expires_in), quantity) for i, (name, expires_in, quantity) in enumerate(specs)]
+
+
+def summary(plans):
+    return [(p.lot.lot_number, p.rotate_by, p.finish_by, p.absorbable, p.at_risk) for p in plans]
+
+
+def test_three_lots_scheduled_backwards_from_the_latest_expiry():
+    # r = 10 a day, margin 28. C (300, expires +200): finish +172, start +142.
+    # B (500, +150): finish min(+122, +142) = +122, start +72. A (400, +120): finish min(+92, +72)
+    # = +72, start +32. FEFO order: A, B, C.
+    plans = plan_rotation(lots(("A", 120, 400), ("B", 150, 500), ("C", 200, 300)), Fraction(10), TODAY)
+    assert summary(plans) == [("A", in_days(32), in_days(72), 400, 0),
+                              ("B", in_days(72), in_days(122), 500, 0),
+                              ("C", in_days(142), in_days(172), 300, 0)]
+
+
+def test_a_lot_that_cannot_be_absorbed_is_partly_at_risk():
+    # A now holds 1000: finish +72, start 72 − 100 = −28 (overdue since 28 days); only 72 days
+    # × 10 = 720 can be used from today, 280 are at risk.
+    plans = plan_rotation(lots(("A", 120, 1000), ("B", 150, 500), ("C", 200, 300)), Fraction(10), TODAY)
+    assert summary(plans)[0] == ("A", in_days(-28), in_days(72), 720, 280)
+    assert "Only 720 of 1000" in plans[0].reason
+
+
+def test_an_earlier_lot_squeezed_out_by_later_ones_is_all_at_risk():
+    # B (2000, +100): finish +72, start −128 → 720 usable, 1280 at risk; A (+60) must finish by
+    # today: nothing of it can be used in time.
+    plans = plan_rotation(lots(("A", 60, 100), ("B", 100, 2000)), Fraction(10), TODAY)
+    assert summary(plans) == [("A", in_days(-10), TODAY, 0, 100),
+                              ("B", in_days(-128), in_days(72), 720, 1280)]
+
+
+def test_a_smaller_margin_moves_every_date_later():
+    plans = plan_rotation(lots(("A", 120, 400), ("B", 150, 500), ("C", 200, 300)), Fraction(10), TODAY,
+                          margin_days=14)
+    # C: finish +186, start +156; B: finish min(+136, +156) = +136, start +86; A: finish +86, start +46.
+    assert [(p.rotate_by, p.finish_by) for p in plans] == [
+        (in_days(46), in_days(86)), (in_days(86), in_days(136)), (in_days(156), in_days(186))]
+
+
+def test_no_operational_use_puts_everything_at_risk_and_says_so():
+    plans = plan_rotation(lots(("A", 120, 400), ("B", 150, 500)), None, TODAY)
+    assert [(p.rotate_by, p.absorbable, p.at_risk) for p in plans] == [(None, 0, 400), (None, 0, 500)]
+    assert all("No operational use" in p.reason for p in plans)
+
+
+def test_fractional_starts_round_to_the_earlier_day_and_lots_without_expiry_are_left_alone():
+    no_expiry = EmergencyLot(9, "PUMP", None, 5)
+    plans = plan_rotation([no_expiry, *lots(("A", 60, 25))], Fraction(7, 2), TODAY)
+    # finish +32, 25 / 3.5 = 7.14 days → start +24.86 → rotate by +24.
+    assert summary(plans) == [("A", in_days(24), in_days(32), 25, 0)]
