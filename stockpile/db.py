@@ -142,6 +142,7 @@ def load_models() -> sa.MetaData:
     """Import every model module so ``Base.metadata`` knows all tables; returns it."""
     import stockpile.auth.models  # noqa: F401
     import stockpile.inventory.models  # noqa: F401
+    import stockpile.rotation.models  # noqa: F401
 
     return Base.metadata
 
