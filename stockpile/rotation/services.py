@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.errors import InsufficientStock
-from stockpile.inventory.models import Balance, Lot, LotStatus
+from stockpile.inventory.models import Balance, Depot, Item, Lot, LotStatus, Movement, Organisation, Pool
 
 # Lots without expiry go last; this date sorts after every real one.
 _NO_EXPIRY = dt.date.max
@@ -169,3 +169,293 @@ def plan_rotation(lots: Sequence[EmergencyLot], rate: Fraction | None, today: dt
         next_start = Fraction(0)
     plans.reverse()
     return plans
+
+
+# --- rotation from the database: plans, suggestions, tasks, the swap at receipt ---------------
+
+DUE_WITHIN_DAYS = 7  # a task is due when its rotate-by date falls within the coming week
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    action: str                  # transfer | extend_shelf_life | plan_disposal
+    quantity: int
+    organisation: Organisation | None = None
+    coverage_days: Fraction | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedLot:
+    plan: LotPlan
+    depot: Depot
+    lot: Lot
+    quantity: int                # the lot's emergency stock in this depot
+    suggestions: tuple[Suggestion, ...] = ()
+
+    def state(self, today: dt.date) -> str:
+        return task_state(self.plan.rotate_by, today)
+
+
+@dataclass(frozen=True)
+class ItemRotation:
+    organisation: Organisation
+    item: Item
+    daily_use: Fraction | None
+    baseline_note: str
+    lots: tuple[PlannedLot, ...]
+
+    @property
+    def at_risk(self) -> int:
+        return sum(p.plan.at_risk for p in self.lots)
+
+
+def task_state(rotate_by: dt.date | None, today: dt.date) -> str:
+    from stockpile.rotation.models import TaskState
+
+    if rotate_by is None or rotate_by < today:
+        return TaskState.OVERDUE.value
+    if rotate_by <= today + dt.timedelta(days=DUE_WITHIN_DAYS):
+        return TaskState.DUE.value
+    return TaskState.PLANNED.value
+
+
+def _emergency_stock(session: so.Session, organisation_ids: Sequence[int],
+                     item_id: int | None, today: dt.date) -> list[Balance]:
+    """Usable emergency stock: expired lots are past rotating (they are disposed of instead)."""
+    stmt = (sa.select(Balance).join(Balance.lot).join(Balance.depot)
+            .where(Depot.organisation_id.in_(organisation_ids), Balance.pool == Pool.EMERGENCY.value,
+                   Balance.quantity > 0, Lot.status == LotStatus.AVAILABLE.value,
+                   sa.or_(Lot.expiry.is_(None), Lot.expiry >= today))
+            .options(so.contains_eager(Balance.lot).joinedload(Lot.item), so.contains_eager(Balance.depot)
+                     .joinedload(Depot.organisation)))
+    if item_id is not None:
+        stmt = stmt.where(Lot.item_id == item_id)
+    return list(session.scalars(stmt).unique())
+
+
+def rotation_plan(session: so.Session, organisations: Sequence[Organisation], *, today: dt.date,
+                  item: Item | None = None, margin_days: int = DEFAULT_MARGIN_DAYS,
+                  with_suggestions: bool = True) -> list[ItemRotation]:
+    """The rotation plan of every item held in the emergency pool of ``organisations``: each lot
+    scheduled backwards against the holder's operational daily use (its baseline in force), with
+    suggestions for the quantity at risk. Worst (most at risk, soonest) first."""
+    from stockpile.inventory import coverage
+
+    org_ids = [o.id for o in organisations]
+    if not org_ids:
+        return []
+    balances = _emergency_stock(session, org_ids, item.id if item else None, today)
+    groups: dict[tuple[int, int], list[Balance]] = {}
+    for balance in balances:
+        groups.setdefault((balance.depot.organisation_id, balance.lot.item_id), []).append(balance)
+    if not groups:
+        return []
+    item_ids = list({i for _, i in groups})
+    stored = coverage.stored_baselines(session, org_ids, today, item_ids)
+    computed = coverage.computed_use(session, org_ids, today, item_ids=item_ids)
+    result = []
+    for (org_id, item_id), lines in groups.items():
+        baseline, reason = coverage.baseline_in_force(stored, computed, org_id, item_id)
+        rate = coverage.daily_rate(baseline.weekly_use) if baseline else None
+        # One plan per lot: a lot held in several depots is planned as one quantity, the task
+        # per depot carries its own share.
+        by_lot: dict[int, list[Balance]] = {}
+        for balance in lines:
+            by_lot.setdefault(balance.lot_id, []).append(balance)
+        emergency = [EmergencyLot(lot_id, bs[0].lot.lot_number, bs[0].lot.expiry, sum(b.quantity for b in bs))
+                     for lot_id, bs in by_lot.items()]
+        planned = []
+        for plan in plan_rotation(emergency, rate, today, margin_days):
+            for balance in by_lot[plan.lot.lot_id]:
+                at_risk = min(balance.quantity, math.ceil(plan.at_risk * Fraction(balance.quantity, plan.lot.quantity)))
+                depot_plan = LotPlan(plan.lot, plan.rotate_by, plan.finish_by,
+                                     balance.quantity - at_risk, at_risk, plan.reason)
+                planned.append(PlannedLot(depot_plan, balance.depot, balance.lot, balance.quantity))
+        if not planned:  # only lots without expiry: nothing to rotate
+            continue
+        holder = lines[0].depot.organisation
+        the_item = lines[0].lot.item
+        if with_suggestions and any(p.plan.at_risk for p in planned):
+            planned = _with_suggestions(session, holder, the_item, planned, today, margin_days)
+        note = baseline.explanation if baseline else reason
+        result.append(ItemRotation(holder, the_item, rate, note, tuple(planned)))
+    result.sort(key=lambda r: (-r.at_risk, min((p.plan.rotate_by or dt.date.min) for p in r.lots),
+                               r.organisation.name, r.item.name))
+    return result
+
+
+def _with_suggestions(session: so.Session, holder: Organisation, item: Item, planned: list[PlannedLot],
+                      today: dt.date, margin_days: int) -> list[PlannedLot]:
+    """For each lot's quantity at risk: transfers to organisations that use the item (lowest
+    coverage first, each what it can use before the lot expires), then a
+    shelf-life extension and, for what is left, planned disposal."""
+    users = _organisations_using(session, item, holder, today)
+    taken: dict[int, Fraction] = {}
+    out = []
+    for planned_lot in planned:
+        remaining = planned_lot.plan.at_risk
+        if not remaining:
+            out.append(planned_lot)
+            continue
+        suggestions: list[Suggestion] = []
+        expiry = planned_lot.lot.expiry
+        # The receiving organisation uses it directly: until the end of its expiry day.
+        window = max(0, (expiry - today).days + 1) if expiry else 0
+        for org, rate, days in users:
+            if remaining <= 0:
+                break
+            quantity = min(remaining, math.floor(rate * window - taken.get(org.id, 0)))
+            if quantity <= 0:
+                continue
+            taken[org.id] = taken.get(org.id, 0) + quantity
+            remaining -= quantity
+            suggestions.append(Suggestion("transfer", quantity, org, days,
+                                          f"uses about {float(rate * 7):.0f} a week"))
+        if remaining > 0:
+            suggestions.append(Suggestion("extend_shelf_life", remaining, note=(
+                "ask the manufacturer whether stability data allow a later expiry")))
+            suggestions.append(Suggestion("plan_disposal", remaining, note=(
+                f"if not moved or extended, it expires on {expiry.isoformat() if expiry else '—'}")))
+        out.append(PlannedLot(planned_lot.plan, planned_lot.depot, planned_lot.lot, planned_lot.quantity,
+                              tuple(suggestions)))
+    return out
+
+
+def _organisations_using(session: so.Session, item: Item, holder: Organisation,
+                         today: dt.date) -> list[tuple[Organisation, Fraction, Fraction | None]]:
+    """Other organisations that use ``item``, as (organisation, daily use, days of coverage),
+    lowest coverage first (unknown coverage first of all).
+
+    They are those with a baseline of their own for it, and those the holder issued it to in
+    the last 13 weeks (their use then is what they received).
+    """
+    from stockpile.inventory import coverage
+    from stockpile.inventory.models import Baseline, IssueFlag, MovementKind
+
+    window_start = today - dt.timedelta(weeks=coverage.DEFAULT_WINDOW_WEEKS)
+    received = dict(session.execute(
+        sa.select(Movement.recipient_organisation_id, -sa.func.sum(Movement.quantity))
+        .join(Movement.depot).join(Movement.lot)
+        .where(Depot.organisation_id == holder.id, Lot.item_id == item.id,
+               Movement.kind == MovementKind.ISSUE.value, Movement.flag == IssueFlag.NORMAL.value,
+               Movement.recipient_organisation_id.is_not(None),
+               Movement.occurred_at >= dt.datetime.combine(window_start, dt.time(), tzinfo=dt.timezone.utc))
+        .group_by(Movement.recipient_organisation_id)).all())
+    candidate_ids = set(session.scalars(sa.select(Baseline.organisation_id).where(Baseline.item_id == item.id)))
+    candidate_ids |= set(received)
+    candidate_ids.discard(holder.id)
+    users = []
+    for org in session.scalars(sa.select(Organisation).where(Organisation.id.in_(candidate_ids))):
+        found = coverage.item_coverage(session, org, [item], today=today)[item.id]
+        if found.baseline is not None and found.baseline.weekly_use > 0:
+            rate = found.baseline.weekly_use / 7
+        elif received.get(org.id, 0) > 0:
+            rate = Fraction(int(received[org.id]), coverage.DEFAULT_WINDOW_WEEKS * 7)
+        else:
+            continue
+        users.append((org, rate, found.days))
+    users.sort(key=lambda u: (u[2] is not None, u[2] or 0, u[0].name))
+    return users
+
+
+def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[Organisation] | None = None,
+               margin_days: int = DEFAULT_MARGIN_DAYS) -> dict[str, int]:
+    """Create and update rotation tasks from the plan; one open task per emergency lot and depot.
+
+    An open task gets the plan's quantity, dates and state (``due`` within the week, ``overdue``
+    once its rotate-by date has passed); a task whose lot has left the emergency pool (used,
+    moved, expired or no longer available) is cancelled. Done and cancelled tasks stay as they
+    are. Returns counts of what changed. Idempotent: running it twice changes nothing more.
+    """
+    from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
+
+    if organisations is None:
+        holders = sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id).where(
+            Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0).distinct()
+        organisations = list(session.scalars(sa.select(Organisation).where(Organisation.id.in_(holders))))
+    org_ids = [o.id for o in organisations]
+    plans = rotation_plan(session, organisations, today=today, margin_days=margin_days, with_suggestions=False)
+    wanted = {(p.lot.id, p.depot.id): (rotation, p) for rotation in plans for p in rotation.lots}
+    open_tasks = {(t.lot_id, t.depot_id): t for t in session.scalars(
+        sa.select(RotationTask).where(RotationTask.organisation_id.in_(org_ids),
+                                      RotationTask.state.in_([s.value for s in OPEN_STATES])))}
+    counts = {"created": 0, "updated": 0, "cancelled": 0}
+    for key, task in open_tasks.items():
+        if key not in wanted:
+            task.state = TaskState.CANCELLED.value
+            task.reason = "The lot is no longer in the emergency pool (used, moved, expired or held)."
+            counts["cancelled"] += 1
+    for key, (rotation, planned) in wanted.items():
+        plan = planned.plan
+        values = {"quantity": planned.quantity, "at_risk": plan.at_risk, "rotate_by": plan.rotate_by,
+                  "finish_by": plan.finish_by, "state": task_state(plan.rotate_by, today), "reason": plan.reason}
+        task = open_tasks.get(key)
+        if task is None:
+            session.add(RotationTask(organisation_id=rotation.organisation.id, depot_id=planned.depot.id,
+                                     item_id=rotation.item.id, lot_id=planned.lot.id, **values))
+            counts["created"] += 1
+        elif any(getattr(task, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(task, name, value)
+            counts["updated"] += 1
+    session.flush()
+    return counts
+
+
+def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None) -> list[Movement]:
+    """Carry out a rotation task: move the lot from the emergency to the operational pool of the
+    same depot through the ledger (all of what is left in the emergency pool, or ``quantity``),
+    and record who did it. Refuses a task that is done or cancelled."""
+    from stockpile.errors import Conflict
+    from stockpile.inventory import services as inventory
+    from stockpile.rotation.models import OPEN_STATES, TaskState
+
+    if task.state not in {s.value for s in OPEN_STATES}:
+        raise Conflict(f"Rotation task {task.id} is {task.state}; only open tasks can be carried out.",
+                       code="task_closed")
+    on_hand = session.scalar(sa.select(Balance.quantity).where(
+        Balance.lot_id == task.lot_id, Balance.depot_id == task.depot_id,
+        Balance.pool == Pool.EMERGENCY.value)) or 0
+    moving = quantity if quantity is not None else on_hand
+    movements = inventory.transfer(
+        session, ctx, from_depot=task.depot, from_pool=Pool.EMERGENCY.value, to_depot=task.depot,
+        to_pool=Pool.OPERATIONAL.value, item=task.item, quantity=moving, lot_number=task.lot.lot_number,
+        reference=f"Rotation task {task.id}", reason="Rotation of emergency stock into daily use")
+    task.state = TaskState.DONE.value
+    task.completed_at = ctx.occurred_at
+    task.completed_by_id = ctx.user_id
+    task.posting_id = movements[0].posting_id
+    session.flush()
+    return movements
+
+
+def receive_with_swap(session: so.Session, ctx, *, depot: Depot, item: Item, lot_number: str,
+                      expiry: dt.date | None, quantity: int, reference: str | None = None) -> list[Movement]:
+    """Receive fresh stock into the emergency pool and, in the same transaction, move the same
+    quantity of the oldest emergency stock (FEFO) to the operational pool for daily use.
+
+    Either both happen or neither: a refusal of either part raises before anything is committed.
+    """
+    from stockpile.inventory import services as inventory
+
+    received = inventory.receive(session, ctx, depot=depot, item=item, lot_number=lot_number, expiry=expiry,
+                                 quantity=quantity, pool=Pool.EMERGENCY.value, reference=reference)
+    fresh_lot_id = received[0].lot_id
+    older = [b for b in stock_lines(session, depot_id=depot.id, pool=Pool.EMERGENCY.value, item_id=item.id, lock=True)
+             if b.lot_id != fresh_lot_id]
+    swappable = sum(b.quantity for b in usable(older, ctx.today))
+    if swappable == 0:
+        from stockpile.errors import Conflict
+
+        raise Conflict(f"There is no older usable emergency stock of {item.code} in {depot.code} to swap "
+                       "out; receive into the emergency pool without the swap.", code="nothing_to_swap",
+                       fields={"swap": ["No older emergency stock."]})
+    picks = allocate(older, min(quantity, swappable), ctx.today)
+    moved: list[Movement] = []
+    for pick in picks:
+        moved += inventory.transfer(session, ctx, from_depot=depot, from_pool=Pool.EMERGENCY.value, to_depot=depot,
+                                    to_pool=Pool.OPERATIONAL.value, item=item, quantity=pick.quantity,
+                                    lot_number=pick.lot.lot_number, reference=reference,
+                                    reason=f"Swap: replaced in emergency stock by lot {lot_number}")
+    return received + moved
