@@ -140,6 +140,7 @@ MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
 def load_models() -> sa.MetaData:
     """Import every model module so ``Base.metadata`` knows all tables; returns it."""
+    import stockpile.alerts.models  # noqa: F401
     import stockpile.auth.models  # noqa: F401
     import stockpile.inventory.models  # noqa: F401
     import stockpile.rotation.models  # noqa: F401

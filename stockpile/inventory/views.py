@@ -26,6 +26,7 @@ from stockpile.errors import DomainError, Forbidden, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import gs1
 from stockpile.inventory import services as inventory
+from stockpile.inventory.coverage_views import landing_url
 from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LABELS, KIND_LABELS,
                                        MOVEMENT_LABELS, POOL_LABELS, PPE_GROUP_LABELS,
                                        STATUS_LABELS, CountForm, DepotForm, DisposalForm,
@@ -222,7 +223,8 @@ def _register_labels(state: Any) -> None:
 
 @bp.route("/")
 def index() -> Response:
-    return redirect(url_for("inventory.items"))
+    """Each user starts on the coverage page of their role."""
+    return redirect(landing_url(current_user))
 
 
 @bp.route("/items")
