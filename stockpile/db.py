@@ -124,6 +124,7 @@ class Database:
             return self.fixed_session
         if "db_session" not in g:
             session = current_app.extensions["stockpile.db"]()
+            session.info["timezone"] = current_app.config["TIMEZONE"]
             if has_request_context() and request.method not in {"GET", "HEAD", "OPTIONS"}:
                 begin_write(session)
             g.db_session = session

@@ -37,6 +37,9 @@ from stockpile.rotation import services as fefo
 M = TypeVar("M", bound=Base)
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
+# session.info key: the (organisation id, item id) pairs whose stock changed in the transaction,
+# for whoever evaluates alerts before it commits.
+STOCK_CHANGED = "stockpile.stock_changed"
 # Clocks drift; a movement stamped a few minutes ahead is not "in the future".
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -249,6 +252,8 @@ def _post(session: so.Session, ctx: Context, kind: MovementKind, legs: Sequence[
         movements.append(movement)
     for key, balance in balances.items():
         balance.quantity = after[key]
+    session.info.setdefault(STOCK_CHANGED, set()).update(
+        (leg.depot.organisation_id, leg.lot.item_id) for leg in legs)
     session.flush()
     return movements
 

@@ -1,0 +1,208 @@
+"""Each alert rule raised and resolved on a worked example; deduplication, re-opening,
+acknowledgement kept across scans; and the alert opened by the posting that caused it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from stockpile.alerts import services as alerts
+from stockpile.alerts.models import Alert, AlertRule
+from stockpile.errors import Conflict
+from stockpile.inventory import services as inventory
+from stockpile.inventory.models import Lot
+from stockpile.rotation import services as rotation
+from tests import factories
+from tests.factories import TODAY
+
+
+def in_days(n: int) -> dt.date:
+    return TODAY + dt.timedelta(days=n)
+
+
+def noon(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.timezone.utc)
+
+
+def open_rules(session, org) -> dict[str, Alert]:
+    return {a.rule: a for a in session.scalars(sa.select(Alert).where(Alert.organisation_id == org.id,
+                                                                      Alert.state != "resolved"))}
+
+
+@pytest.fixture
+def centre(session):
+    org = factories.org(session, "FS", "supply_centre")
+    depot = factories.depot(session, org, "FS-D")
+    tube = factories.item(session, "TUBE", "consumable")
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+                                  valid_from=in_days(-30))
+    return org, depot, tube
+
+
+def scan(session, org, today=TODAY):
+    return alerts.evaluate(session, [org], today=today)
+
+
+def test_coverage_below_min_opens_and_resolves_when_stock_is_put_right(session, centre):
+    org, depot, tube = centre
+    factories.receive(session, depot, tube, "L1", in_days(400), 150)  # 15 days < 21
+    assert scan(session, org)["opened"] == 1
+    alert = open_rules(session, org)["coverage_below_min"]
+    assert alert.severity == "critical" and "15 days of coverage, below the minimum of 21" in alert.message
+    assert "130 units short" in alert.message
+    factories.receive(session, depot, tube, "L2", in_days(400), 200)  # 35 days: ok
+    assert scan(session, org)["resolved"] == 1
+    assert alert.state == "resolved" and alert.resolved_at is not None
+    assert [e.kind for e in alert.events] == ["opened", "resolved"]
+
+
+def test_repeated_scans_deduplicate_and_a_returning_condition_reopens(session, centre):
+    org, depot, tube = centre
+    factories.receive(session, depot, tube, "L1", in_days(400), 150)
+    scan(session, org)
+    first = open_rules(session, org)["coverage_below_min"]
+    assert scan(session, org) == {"opened": 0, "reopened": 0, "resolved": 0, "seen": 1}
+    assert session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 1
+    factories.receive(session, depot, tube, "L2", in_days(400), 200)
+    scan(session, org)
+    inventory.issue(session, factories.ctx(), depot=depot, item=tube, quantity=300)
+    assert scan(session, org)["reopened"] == 1
+    assert first.state == "open" and [e.kind for e in first.events] == ["opened", "resolved", "reopened"]
+
+
+def test_acknowledgement_is_kept_across_scans_until_the_condition_clears(session, centre):
+    org, depot, tube = centre
+    user = factories.user(session, "supply_staff", org)
+    factories.receive(session, depot, tube, "L1", in_days(400), 150)
+    scan(session, org)
+    alert = open_rules(session, org)["coverage_below_min"]
+    alerts.acknowledge(session, alert, user_id=user.id, comment="Order placed, arrives Friday")
+    scan(session, org)
+    assert alert.state == "acknowledged"
+    assert (alert.events[-1].kind, alert.events[-1].user_id, alert.events[-1].comment) == (
+        "acknowledged", user.id, "Order placed, arrives Friday")
+    with pytest.raises(Conflict):
+        alerts.acknowledge(session, alert, user_id=user.id)
+
+
+def test_no_baseline_rule(session, centre):
+    org, depot, _ = centre
+    filt = factories.item(session, "FILTER", "consumable")
+    factories.receive(session, depot, filt, "F1", in_days(400), 10)
+    scan(session, org)
+    assert "no baseline of normal use" in open_rules(session, org)["no_baseline"].message
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=filt, weekly_use=1)
+    scan(session, org)
+    assert "no_baseline" not in open_rules(session, org)
+
+
+def test_coverage_projected_to_fall_below_the_minimum(session, centre):
+    org, depot, tube = centre
+    factories.receive(session, depot, tube, "L1", in_days(400), 300)  # 30 days; below 21 on day 10
+    scan(session, org)
+    alert = open_rules(session, org)["coverage_falling"]
+    assert f"falls below the minimum of 21 days on {in_days(10).isoformat()}" in alert.message
+    factories.receive(session, depot, tube, "L2", in_days(400), 100)  # 40 days: below 21 on day 20 > 14
+    scan(session, org)
+    assert "coverage_falling" not in open_rules(session, org)
+
+
+def test_expiry_erodes_coverage(session, centre):
+    org, depot, tube = centre
+    # 300 usable = 30 days on paper, but 200 of them expire in 4 days: only 5 days used from it.
+    factories.receive(session, depot, tube, "SOON", in_days(4), 200)
+    factories.receive(session, depot, tube, "LATER", in_days(400), 100)
+    scan(session, org)
+    alert = open_rules(session, org)["expiry_erodes_coverage"]
+    assert "30 days on paper, but only 15 once expiry is counted (150 units will expire unused)" in alert.message
+
+
+def test_lots_expiring_within_the_horizons_without_a_rotation_task(session, centre):
+    org, depot, tube = centre
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=7000)
+    factories.receive(session, depot, tube, "D20", in_days(20), 10)
+    factories.receive(session, depot, tube, "D60", in_days(60), 10)
+    factories.receive(session, depot, tube, "D150", in_days(150), 10, pool="emergency")
+    factories.receive(session, depot, tube, "D300", in_days(300), 10)
+    scan(session, org)
+    expiring = {a.lot.lot_number: (a.severity, a.key.rsplit(":", 1)[1])
+                for a in session.scalars(sa.select(Alert).where(Alert.rule == "lot_expiring"))}
+    assert expiring == {"D20": ("critical", "30"), "D60": ("warning", "90"), "D150": ("info", "180")}
+    # A rotation task for the emergency lot covers it: its alert resolves.
+    rotation.sync_tasks(session, today=TODAY, organisations=[org])
+    scan(session, org)
+    assert {a.lot.lot_number for a in session.scalars(sa.select(Alert).where(
+        Alert.rule == "lot_expiring", Alert.state == "open"))} == {"D20", "D60"}
+
+
+def test_expired_stock_on_hand_until_disposed(session, centre):
+    org, depot, tube = centre
+    factories.receive(session, depot, tube, "OLD", in_days(-1), 5, today=in_days(-20))
+    scan(session, org)
+    assert "expired on" in open_rules(session, org)["expired_on_hand"].message
+    inventory.dispose(session, factories.ctx(), depot=depot, pool="operational", item=tube, lot_number="OLD",
+                      quantity=5, reason="expired")
+    scan(session, org)
+    assert "expired_on_hand" not in open_rules(session, org)
+
+
+def test_rotation_task_overdue(session, centre):
+    org, depot, tube = centre
+    factories.receive(session, depot, tube, "EM", in_days(60), 1000, pool="emergency")  # needs 100 days
+    rotation.sync_tasks(session, today=TODAY, organisations=[org])
+    scan(session, org)
+    assert "was due to start on" in open_rules(session, org)["rotation_overdue"].message
+
+
+def test_count_discrepancy_above_the_threshold(session, centre):
+    org, depot, tube = centre
+    factories.receive(session, depot, tube, "L", in_days(400), 400)
+    inventory.adjust_to_count(session, factories.ctx(), depot=depot, pool="operational", item=tube, lot_number="L",
+                              counted_quantity=390, reason="count")  # 2.5%: below 5%
+    scan(session, org)
+    assert "count_discrepancy" not in open_rules(session, org)
+    inventory.adjust_to_count(session, factories.ctx(), depot=depot, pool="operational", item=tube, lot_number="L",
+                              counted_quantity=360, reason="count")  # 30 of 390 = 7.7%
+    scan(session, org)
+    assert "360 counted, 390 on the books (-30, 7.7% — above 5%)" in open_rules(session, org)["count_discrepancy"].message
+    # Thirty days on, the count is history: resolved.
+    scan(session, org, today=in_days(31))
+    assert "count_discrepancy" not in open_rules(session, org)
+
+
+def test_critical_drug_below_minimum_names_its_alternatives(session):
+    pharmacy = factories.org(session, "APOTEK", "hospital_pharmacy")
+    depot = factories.depot(session, pharmacy)
+    ctx = factories.ctx()
+    propofol = factories.item(session, "PROPOFOL", "drug", name="Propofol")
+    midazolam = factories.item(session, "MIDAZOLAM", "drug", name="Midazolam")
+    drugs = inventory.item_list_for(session, pharmacy, "critical-drugs")
+    inventory.save_list_entry(session, ctx, item_list=drugs, item=propofol, alternatives=[midazolam])
+    inventory.set_manual_baseline(session, ctx, organisation=pharmacy, item=propofol, weekly_use=70)
+    factories.receive(session, depot, propofol, "P", in_days(300), 100)  # 10 days < 14
+    scan(session, pharmacy)
+    alert = open_rules(session, pharmacy)["critical_drug_below_min"]
+    assert "Alternatives: Midazolam (MIDAZOLAM)." in alert.message and alert.severity == "critical"
+
+
+def test_a_disabled_rule_raises_nothing(session, centre):
+    org, depot, tube = centre
+    session.get(AlertRule, "coverage_below_min").enabled = False
+    factories.receive(session, depot, tube, "L1", in_days(400), 150)
+    scan(session, org)
+    assert "coverage_below_min" not in open_rules(session, org)
+
+
+def test_a_withdrawal_opens_the_alert_in_the_same_request(app, client, session, world):
+    ctx = factories.ctx()
+    inventory.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70)
+    factories.receive(session, world.centre_depot, world.glove, "G1", in_days(400), 300)
+    session.commit()
+    assert open_rules(session, world.centre) == {}
+    response = client.post("/api/v1/issues", headers=world.headers("supply"),
+                           json={"depot": "SC-D", "item": "GLOVE", "quantity": 150})
+    assert response.status_code == 201
+    alert = open_rules(session, world.centre)["coverage_below_min"]
+    assert "15 days of coverage" in alert.message
