@@ -402,6 +402,7 @@ class _Builder:
         for number, name, population in MUNICIPALITIES:
             self.municipal_year(number, population)
         self.coverage_targets()
+        self.current_picture()
 
     def organisation(self, code: str, name: str, kind: str, parent: str | None = None,
                      population: int | None = None, depot: tuple[str, str] | None = None) -> None:
@@ -788,3 +789,13 @@ class _Builder:
             inventory.set_manual_baseline(self.s, pharmacist, organisation=pharmacy, item=item,
                                           weekly_use=flow.weekly, valid_from=self.start,
                                           note="Daily use from the pharmacy's consumption statistics (demo)")
+
+    def current_picture(self) -> None:
+        """Rotation tasks and alerts as the scheduler would have left them on the load date."""
+        from stockpile.alerts import services as alerts
+        from stockpile.rotation import services as rotation
+
+        rotation.sync_tasks(self.s, today=self.today)
+        alerts.full_scan(self.s, today=self.today)
+        # Everything is evaluated: nothing is left for the check before commit to redo.
+        self.s.info.pop(inventory.STOCK_CHANGED, None)
