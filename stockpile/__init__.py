@@ -33,12 +33,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from stockpile import api, cli
     from stockpile.auth import views as auth_views
     from stockpile.inventory import api as inventory_api
-    from stockpile.inventory import coverage_views, duty_views
+    from stockpile.inventory import coverage_api, coverage_views, duty_views
     from stockpile.inventory import views as inventory_views
 
     api.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(inventory_api.bp)
+    app.register_blueprint(coverage_api.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(inventory_views.bp)
     app.register_blueprint(coverage_views.bp)

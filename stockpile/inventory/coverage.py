@@ -449,6 +449,9 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
             target_days = max(target_days, min_days)
         max_days = exact(policy.max_days) if policy.max_days is not None else None
         rate = daily_rate(baseline.weekly_use, factor) if baseline else None
+        if baseline is not None and rate is None:
+            reason = (f"Normal use in force is zero a week ({baseline.explanation}): "
+                      "coverage cannot be measured against it.")
         days = coverage_days(usable, rate)
         rows.append(CoverageRow(
             organisation=orgs[org_id], item=the_item, policy=policy, pool=policy_pool, usable=usable,
