@@ -521,12 +521,24 @@ class PolicySummary:
         return self.items > 0 and self.meeting_target == self.items
 
 
-def summarise(rows: Iterable[CoverageRow]) -> list[PolicySummary]:
-    """Group coverage rows per organisation × policy (the region view and ``/coverage/summary``)."""
+def summarise(rows: Iterable[CoverageRow],
+              organisations: Iterable[Organisation] = ()) -> list[PolicySummary]:
+    """Group coverage rows per organisation × policy (the region view and ``/coverage/summary``).
+
+    Each of ``organisations`` that a policy seen in the rows applies to but that has no rows
+    under it (e.g. a municipality holding no PPE and with no baseline) is counted too, with no
+    items, and so as not meeting the target.
+    """
     groups: dict[tuple[int, int], list[CoverageRow]] = {}
+    policies: dict[int, Policy] = {}
     for row in rows:
         groups.setdefault((row.organisation.id, row.policy.id), []).append(row)
+        policies[row.policy.id] = row.policy
     summaries = []
+    for org in organisations:
+        for policy in policies.values():
+            if _matches(policy, org) and (org.id, policy.id) not in groups:
+                summaries.append(PolicySummary(org, policy, 0, 0, 0, 0, 0, ()))
     for members in groups.values():
         first = members[0]
         summaries.append(PolicySummary(

@@ -94,7 +94,7 @@ def coverage_summary() -> Response:
     members = [m for m in coverage.members_of(session, parent) if readable is None or m.id in readable]
     today = _today(args["date"])
     summaries = coverage.summarise(coverage.evaluate(session, members, today=today,
-                                                     scenario=args["scenario"]))
+                                                     scenario=args["scenario"]), members)
     return jsonify({"parent": parent.code, "evaluated_on": today.isoformat(),
                     "scenario": args["scenario"], "policies": _policy_totals(summaries),
                     "members": SUMMARY.dump(summaries, many=True)})

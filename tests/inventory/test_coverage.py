@@ -346,3 +346,15 @@ def test_region_summary_counts_members_meeting_the_target(session):
     k1 = [s for s in coverage.summarise(coverage.evaluate(session, members, today=TODAY))
           if s.organisation.code == "K1"][0]
     assert k1.meets_target and k1.meeting_target == 1
+
+
+def test_a_member_with_nothing_under_a_policy_counts_as_not_meeting_it(session):
+    region = factories.org(session, "REGION", "region")
+    mask = factories.item(session, "MASK", "ppe", ppe_group="face_masks")
+    holder = factories.org(session, "K1", "municipality", parent="REGION")
+    factories.org(session, "K2", "municipality", parent="REGION")  # no stock, no baseline
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=holder, item=mask, weekly_use=7)
+    factories.receive(session, factories.depot(session, holder), mask, "L", day(400), 100)
+    members = coverage.members_of(session, region)
+    summaries = coverage.summarise(coverage.evaluate(session, members, today=TODAY), members)
+    assert {(s.organisation.code, s.items, s.meets_target) for s in summaries} == {("K1", 1, True), ("K2", 0, False)}
