@@ -1,0 +1,146 @@
+"""End to end in a real browser: a municipality's staff member signs in, lands on the PPE duty
+page, reads the verdict and the numbers of the § 8a worked example, downloads the order list,
+and finds the page again from the navigation.
+
+Runs the app on a real HTTP server in a thread against its own migrated SQLite file (committed
+data, not the rolled-back test session). Needs Chromium at /usr/bin/chromium; without it the
+test is skipped with the reason, unless STOCKPILE_REQUIRE_BROWSER=1 makes that a failure.
+Set STOCKPILE_SCREENSHOTS to a directory to keep screenshots of the pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from werkzeug.serving import make_server
+
+from stockpile import create_app
+from stockpile.db import make_engine, upgrade
+from stockpile.extensions import db
+from stockpile.inventory import services as inventory
+from stockpile.inventory.models import Depot, Item, Organisation
+from tests import factories
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        reason = f"Chromium not found at {CHROMIUM} (install it with: apt-get install -y chromium)"
+        if os.environ.get("STOCKPILE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason}; STOCKPILE_REQUIRE_BROWSER=1")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[str]:
+    """The test world with the § 8a example at MUN, committed: masks used 19 000, 20 000, 90 000
+    (a deviating year, replaced by the first) and 21 000 in the four years before this one, so a
+    quarter of a year is 5 000; 3 000 + 1 500 usable masks leave 500 to order."""
+    url = "sqlite:///" + str(tmp_path / "browser-duty.sqlite3")
+    engine = make_engine(url)
+    upgrade(engine)
+    today = inventory.local_today()
+    year = today.year
+    with so.Session(engine) as session:
+        factories.build_world(session)
+        municipality = session.scalar(sa.select(Organisation).where(Organisation.code == "MUN"))
+        mask = session.scalar(sa.select(Item).where(Item.code == "MASK"))
+        depot = session.scalar(sa.select(Depot).where(Depot.code == "MUN-D"))
+        mask.pack_size = 50
+        ctx = factories.ctx(today=today)
+        inventory.set_annual_baseline(
+            session, ctx, organisation=municipality, item=mask,
+            annual_use={year - 4: 19_000, year - 3: 20_000, year - 2: 90_000, year - 1: 21_000},
+            deviating_years=[year - 2], valid_from=dt.date(year, 1, 1))
+        factories.receive(session, depot, mask, "A", today + dt.timedelta(days=29), 3000, today=today)
+        factories.receive(session, depot, mask, "B", today + dt.timedelta(days=600), 1500, pool="emergency",
+                          today=today)
+        session.commit()
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def server(database: str) -> Iterator[str]:
+    app = create_app({"TESTING": True, "DATABASE_URL": database, "SECRET_KEY": "browser-test",
+                      "WTF_CSRF_ENABLED": True})
+    assert db.fixed_session is None  # requests use their own sessions on the file
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+
+
+def shot(page, name: str) -> None:
+    directory = os.environ.get("STOCKPILE_SCREENSHOTS")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(directory) / name), full_page=True)
+
+
+def test_municipal_staff_reads_the_ppe_duty_verdict(chromium: str, server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    today = inventory.local_today()
+    year = today.year
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+
+            # Municipal staff land on the PPE duty page after signing in.
+            page.goto(f"{server}/login")
+            page.fill("#email", "municipal@example.org")
+            page.fill("#password", factories.PASSWORD)
+            page.click("button:has-text('Sign in')")
+            expect(page).to_have_url(f"{server}/duty/ppe")
+            expect(page.locator("nav a[aria-current=page]")).to_have_text("PPE duty")
+
+            verdict = page.locator("#verdict")
+            expect(verdict.locator("h2")).to_have_text("✗ Does not meet the PPE duty")
+            expect(verdict).to_contain_text(f"Evaluated on {today.isoformat()} for Organisation MUN.")
+            expect(verdict).to_contain_text("Face masks — 500 units short")
+            expect(verdict).to_contain_text("Gloves — no stock and no annual use entered")
+
+            cells = page.locator("tr.item-row[data-item=MASK] td")
+            expect(cells.nth(1)).to_have_text("4,500")
+            expect(cells.nth(2)).to_contain_text("5,000")
+            expect(cells.nth(3)).to_contain_text(f"§ 8a: years {year - 4}, {year - 3}, {year - 1}")
+            expect(cells.nth(3)).to_contain_text(f"{year - 2} replaced by {year - 4}")
+            expect(cells.nth(4)).to_contain_text("11.7")
+            expect(cells.nth(4).locator(".badge")).to_have_text("Below minimum")
+            expect(cells.nth(5)).to_contain_text("500")
+            expect(cells.nth(5)).to_contain_text("10 packs")
+            shot(page, "ppe-duty.png")
+
+            # The order list, as a file.
+            with page.expect_download() as download:
+                page.click("text=Download the order list (CSV)")
+            content = Path(download.value.path()).read_text(encoding="utf-8")
+            assert content.splitlines() == [
+                "item_code,item_name,ppe_group,unit,pack_size,shortfall_units,packs_to_order,evaluated_on",
+                f"MASK,Item MASK,face_masks,piece,50,500,10,{today.isoformat()}"]
+
+            # From elsewhere, the navigation leads back to it.
+            page.goto(f"{server}/items")
+            page.click("nav >> text=PPE duty")
+            expect(page.locator("#verdict h2")).to_contain_text("Does not meet the PPE duty")
+            page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
+            shot(page, "ppe-duty-tablet.png")
+        finally:
+            browser.close()
