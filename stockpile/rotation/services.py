@@ -129,6 +129,17 @@ class LotPlan:
     reason: str
 
 
+def _day(today: dt.date, offset: Fraction) -> dt.date:
+    """``today`` plus ``offset`` days (rounded down), held within the calendar: a tiny daily use
+    can put a start millions of days back, which no date can hold."""
+    days = math.floor(offset)
+    if days < (dt.date.min - today).days:
+        return dt.date.min
+    if days > (dt.date.max - today).days:
+        return dt.date.max
+    return today + dt.timedelta(days=days)
+
+
 def plan_rotation(lots: Sequence[EmergencyLot], rate: Fraction | None, today: dt.date,
                   margin_days: int = DEFAULT_MARGIN_DAYS) -> list[LotPlan]:
     """Backward scheduling: from the latest-expiring lot back, each lot needs ``q / r`` days of
@@ -149,12 +160,13 @@ def plan_rotation(lots: Sequence[EmergencyLot], rate: Fraction | None, today: dt
                                  "No operational use of this item to rotate into: all of it expires "
                                  "unless it is transferred, its shelf life extended, or its disposal planned."))
             continue
-        finish = Fraction((lot.expiry - dt.timedelta(days=margin_days) - today).days)
+        margin_finish = Fraction((lot.expiry - dt.timedelta(days=margin_days) - today).days)
+        finish = margin_finish
         if next_start is not None and next_start < finish:
             finish = next_start
         start = finish - Fraction(lot.quantity) / rate
-        rotate_by = today + dt.timedelta(days=math.floor(start))
-        finish_by = today + dt.timedelta(days=math.floor(finish))
+        rotate_by = _day(today, start)
+        finish_by = _day(today, finish)
         if start >= 0:
             plans.append(LotPlan(lot, rotate_by, finish_by, lot.quantity, 0,
                                  f"{lot.quantity} units take {float(lot.quantity / rate):.1f} days of daily use."))
@@ -164,7 +176,10 @@ def plan_rotation(lots: Sequence[EmergencyLot], rate: Fraction | None, today: dt
         reason = (f"Only {absorbable} of {lot.quantity} can be used before {finish_by.isoformat()} at "
                   f"{float(rate):.1f} a day; {lot.quantity - absorbable} will expire unless moved elsewhere."
                   if finish > 0 else
-                  f"No time left to use it before {finish_by.isoformat()}: later lots need the days before.")
+                  f"No time left to use it before {finish_by.isoformat()}: later lots need the days before."
+                  if finish < margin_finish else
+                  f"Its expiry less the {margin_days}-day margin ({finish_by.isoformat()}) has passed: daily "
+                  "use cannot take it in time.")
         plans.append(LotPlan(lot, rotate_by, finish_by, absorbable, lot.quantity - absorbable, reason))
         next_start = Fraction(0)
     plans.reverse()
@@ -406,17 +421,30 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
 def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None) -> list[Movement]:
     """Carry out a rotation task: move the lot from the emergency to the operational pool of the
     same depot through the ledger (all of what is left in the emergency pool, or ``quantity``),
-    and record who did it. Refuses a task that is done or cancelled."""
-    from stockpile.errors import Conflict
+    and record who did it. Refuses a task that is done or cancelled (``Conflict``), a lot that has
+    expired or is held (``LotExpired``, ``LotNotUsable``) and a task with nothing left to move."""
+    from stockpile.errors import Conflict, LotExpired, LotNotUsable
     from stockpile.inventory import services as inventory
     from stockpile.rotation.models import OPEN_STATES, TaskState
 
     if task.state not in {s.value for s in OPEN_STATES}:
         raise Conflict(f"Rotation task {task.id} is {task.state}; only open tasks can be carried out.",
                        code="task_closed")
+    lot = task.lot
+    # Daily use cannot take what may not be used: such stock is disposed of or released first.
+    if lot.status != LotStatus.AVAILABLE:
+        raise LotNotUsable(f"Lot {lot.lot_number} is {lot.status}: it cannot go into daily use. Release it "
+                           "first, or dispose of it.", fields={"lot_number": [f"Lot is {lot.status}."]})
+    if lot.expiry is not None and lot.expiry < ctx.today:
+        raise LotExpired(f"Lot {lot.lot_number} expired on {lot.expiry.isoformat()}: dispose of it instead "
+                         "of moving it into daily use.", fields={"lot_number": [f"Expired {lot.expiry.isoformat()}."]})
     on_hand = session.scalar(sa.select(Balance.quantity).where(
         Balance.lot_id == task.lot_id, Balance.depot_id == task.depot_id,
         Balance.pool == Pool.EMERGENCY.value)) or 0
+    if quantity is None and on_hand == 0:
+        raise Conflict(f"No emergency stock of lot {lot.lot_number} is left in {task.depot.code}: nothing to "
+                       "move. The task is cancelled when the rotation list is next refreshed.",
+                       code="nothing_to_rotate")
     moving = quantity if quantity is not None else on_hand
     movements = inventory.transfer(
         session, ctx, from_depot=task.depot, from_pool=Pool.EMERGENCY.value, to_depot=task.depot,
