@@ -101,7 +101,7 @@ POOL_ORDER = ("operational", "emergency", "all")
 # The chart shows at least half a year and at most two years ahead.
 MIN_CHART_WEEKS, DEFAULT_CHART_WEEKS, MAX_CHART_WEEKS = 4, 26, 104
 # Long lists on the region page are cut here (with the number left out said).
-REGION_LIST_LIMIT = 50
+REGION_LIST_LIMIT = 25
 
 
 @bp.before_request
@@ -133,7 +133,12 @@ def format_days(days: Fraction | Decimal | float | None, exact: bool = False) ->
 
 
 def format_use(value: Fraction | Decimal | float | None) -> str:
-    return "—" if value is None else format_decimal(float(value), format="#,##0.##")
+    """Use per week or day: whole units from 100 up, fewer decimals the larger the figure."""
+    if value is None:
+        return "—"
+    number = float(value)
+    pattern = "#,##0" if abs(number) >= 100 else "#,##0.#" if abs(number) >= 10 else "#,##0.##"
+    return format_decimal(number, format=pattern)
 
 
 @bp.record_once
@@ -459,8 +464,8 @@ class Chart:
     lines: list[tuple[str, str, Fraction]]  # (key, label, units): minimum and target
     y_max: float
     y_step: float
-    width: int = 760
-    height: int = 300
+    width: int = 960
+    height: int = 330
     left: int = 70
     right: int = 16
     top: int = 14

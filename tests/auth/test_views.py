@@ -21,10 +21,10 @@ def signed_in(client) -> bool:
 
 # --- signing in and out -------------------------------------------------------------------
 
-def test_sign_in_lands_on_items_and_shows_who(client, world):
+def test_sign_in_lands_on_coverage_and_shows_who(client, world):
     response = login(client, "supply@example.org")
     assert response.status_code == 200
-    assert response.request.path == "/items"
+    assert response.request.path == "/coverage"  # supply staff start on their centre's coverage
     assert "supply@example.org" in response.text
     assert "Organisation SC" in response.text  # the user's organisation in the navigation
 
@@ -83,10 +83,12 @@ def test_next_only_follows_local_paths(client, world, target):
     assert response.headers["Location"] == "/"
 
 
-def test_home_redirects_to_items(client, world):
+def test_home_redirects_to_the_roles_start_page(client, world):
+    # The viewer belongs to a supply centre: its coverage (the full table by role is in
+    # tests/inventory/test_coverage_views.py).
     login(client, "viewer@example.org")
     response = client.get("/")
-    assert response.status_code == 302 and response.headers["Location"] == "/items"
+    assert response.status_code == 302 and response.headers["Location"] == "/coverage"
 
 
 def test_session_cookie_is_httponly_and_samesite(client, world):

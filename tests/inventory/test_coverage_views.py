@@ -94,21 +94,24 @@ def test_supply_centre_page_shows_both_pools_worst_first_with_the_worked_numbers
     # Worst first: below minimum, then no baseline, then below target.
     assert list(rows) == ["FFP3", "FILTER", "TUBE"]
 
-    # Item, normal use, then per pool: status, usable, weeks, expiry-aware weeks, shortfall, at risk.
+    # Item, normal use, then per pool: weeks with the status, expiry-aware weeks, usable,
+    # shortfall, at risk of expiry.
     tube = cells(rows["TUBE"])
     assert tube[1] == "70 / week Entered by hand"
-    assert tube[2:8] == ["Below target min 3.0 / target 4.0 wk", "250", "3.6", "3.6", "30", "0"]
+    assert tube[2:7] == ["3.6 Below target", "3.6", "250", "30", "0"]
     assert 'class="badge cov cov-below_target"' in rows["TUBE"]
-    assert "No target for this pool" in tube[8]  # TUBE is not on the emergency list
+    assert "minimum 3.0, target 4.0 weeks" in rows["TUBE"]
+    assert "No target for this pool" in tube[7]  # TUBE is not on the emergency list
 
     ffp3 = cells(rows["FFP3"])
-    assert ffp3[2:8] == ["Below minimum min 3.0 / target 4.0 wk", "0", "0.0", "0.0", "28", "0"]
-    assert ffp3[8:14] == ["OK min 12.0 / target 16.0 wk", "140", "20.0", "20.0", "0", "0"]
+    assert ffp3[2:7] == ["0.0 Below minimum", "0.0", "0", "28", "0"]
+    assert ffp3[7:12] == ["20.0 OK", "20.0", "140", "0", "0"]
+    assert "Supply centre emergency stock: minimum 12.0, target 16.0 weeks" in rows["FFP3"]
     assert 'cov-below_min' in rows["FFP3"] and 'cov-ok' in rows["FFP3"]
 
     filt = cells(rows["FILTER"])
     assert filt[1].startswith("none No baseline entered and no issue history")
-    assert filt[2:8] == ["No baseline min 3.0 / target 4.0 wk", "999", "—", "—", "—", "—"]
+    assert filt[2:7] == ["— No baseline", "—", "999", "—", "—"]
     assert 'cov-no_baseline' in rows["FILTER"]
     # Each item links to its own coverage page, keeping the date.
     assert f'href="/coverage/SC/TUBE?date={TODAY.isoformat()}"' in rows["TUBE"]
@@ -141,9 +144,9 @@ def test_pandemic_scenario_multiplies_ppe_use(client, centre):
     rows = item_rows(page)
     # PPE ×4: 140 / 4 a day = 35 days = 5.0 weeks, below the emergency minimum of 84 days;
     # the target is 112 days of the scenario's use: 448 − 140 = 308 short.
-    assert cells(rows["FFP3"])[8:14] == ["Below minimum min 12.0 / target 16.0 wk", "140", "5.0", "5.0", "308", "0"]
+    assert cells(rows["FFP3"])[7:12] == ["5.0 Below minimum", "5.0", "140", "308", "0"]
     # Consumables are not in the scenario.
-    assert cells(rows["TUBE"])[4] == "3.6"
+    assert cells(rows["TUBE"])[2] == "3.6 Below target"
 
 
 def test_unknown_scenario_and_bad_date_are_explained(client, centre):
@@ -160,7 +163,7 @@ def test_the_evaluation_date_moves_the_numbers(client, centre, session):
     # On the day after T1's expiry (day 201) TUBE has nothing usable left.
     login(client, "supply@example.org")
     later = item_rows(main_html(client.get(f"/coverage?date={day(201).isoformat()}")))
-    assert cells(later["TUBE"])[3:5] == ["0", "0.0"]
+    assert cells(later["TUBE"])[2:5] == ["0.0 Below minimum", "0.0", "0"]
 
 
 def test_a_reader_of_several_organisations_picks_one(client, centre, session):
@@ -180,8 +183,8 @@ def test_a_reader_of_several_organisations_picks_one(client, centre, session):
     row = cells(item_rows(page)["MASK"])
     # § 8a: 20 000 a year → 5 000 a quarter; 5000 units = 91.3125 days exactly → ok, 13.0 weeks.
     assert "All stock (both pools)" in page
-    assert row[1] == "383.3 / week § 8a: three calendar years"  # 20 000 · 7 / 365.25 = 383.299…
-    assert row[2:8] == ["OK min 13.0 / target 13.0 wk", "5,000", "13.0", "13.0", "0", "0"]
+    assert row[1] == "383 / week § 8a: three calendar years"  # 20 000 · 7 / 365.25 = 383.299…
+    assert row[2:7] == ["13.0 OK", "13.0", "5,000", "0", "0"]
 
 
 # --- access ---------------------------------------------------------------------------------
@@ -500,7 +503,8 @@ def test_admin_creates_a_per_item_override_and_coverage_follows(client, centre, 
     assert (policy.item.code, policy.min_days, policy.organisation_kind) == ("FFP3", 168, "supply_centre")
     rows = item_rows(main_html(client.get(f"/coverage?{ON}")))
     # 140 days against 168: below minimum, 28 short.
-    assert cells(rows["FFP3"])[8:14] == ["Below minimum min 24.0 / target 24.0 wk", "140", "20.0", "20.0", "28", "0"]
+    assert cells(rows["FFP3"])[7:12] == ["20.0 Below minimum", "20.0", "140", "28", "0"]
+    assert "FFP3 168 days: minimum 24.0, target 24.0 weeks" in rows["FFP3"]
 
 
 def test_admin_edits_a_policy_keeping_exact_days(client, centre, session):
@@ -516,7 +520,7 @@ def test_admin_edits_a_policy_keeping_exact_days(client, centre, session):
     session.refresh(safety)
     assert (safety.min_days, safety.target_days) == (14, 21)
     # TUBE: 25 days against 14/21 → ok now.
-    assert cells(item_rows(main_html(client.get(f"/coverage?{ON}")))["TUBE"])[2].startswith("OK")
+    assert cells(item_rows(main_html(client.get(f"/coverage?{ON}")))["TUBE"])[2] == "3.6 OK"
 
 
 def test_policy_form_refusals_name_the_field(client, centre, session):
@@ -548,7 +552,7 @@ def test_admin_creates_and_edits_a_scenario(client, centre, session):
     assert factors == {"consumable": Decimal("1.5"), "FFP3": 3, "TUBE": 2}
     # TUBE's own ×2 beats consumables ×1.5: 250 / 20 a day = 12.5 days = 1.8 weeks.
     rows = item_rows(main_html(client.get(f"/coverage?{ON}&scenario=Heatwave")))
-    assert cells(rows["TUBE"])[4] == "1.8"
+    assert cells(rows["TUBE"])[2] == "1.8 Below minimum"
     edit = client.get(f"/admin/scenarios/{heat.id}").text
     assert "FFP3 3\nTUBE 2</textarea>" in edit and 'value="1.5"' in edit
     client.post(f"/admin/scenarios/{heat.id}", data={"name": "Heatwave", "consumable": "4"})
