@@ -35,6 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from stockpile.inventory import api as inventory_api
     from stockpile.inventory import coverage_api, coverage_views, duty_views
     from stockpile.inventory import views as inventory_views
+    from stockpile.rotation import api as rotation_api
+    from stockpile.rotation import views as rotation_views
 
     api.init_app(app)
     app.register_blueprint(api.bp)
@@ -44,5 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(inventory_views.bp)
     app.register_blueprint(coverage_views.bp)
     app.register_blueprint(duty_views.bp)
+    app.register_blueprint(rotation_api.bp)
+    app.register_blueprint(rotation_views.bp)
     cli.register(app)
     return app

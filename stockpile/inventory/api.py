@@ -23,6 +23,7 @@ from stockpile.extensions import csrf, db
 from stockpile.inventory import gs1, schemas
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Lot, Movement, MovementKind, Organisation
+from stockpile.rotation import services as rotation
 
 bp = Blueprint("inventory_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
@@ -170,9 +171,14 @@ def record_receipt() -> tuple[dict[str, Any], int]:
     else:
         item = _find(Item, data["item"], "item")
         lot_number, expiry = data["lot_number"], data.get("expiry")
-    movements = inventory.receive(db.session, ctx, depot=depot, item=item, lot_number=lot_number,
-                                  expiry=expiry, quantity=data["quantity"], pool=data["pool"],
-                                  reference=data["reference"])
+    if data["swap"]:
+        movements = rotation.receive_with_swap(db.session, ctx, depot=depot, item=item, lot_number=lot_number,
+                                               expiry=expiry, quantity=data["quantity"],
+                                               reference=data["reference"])
+    else:
+        movements = inventory.receive(db.session, ctx, depot=depot, item=item, lot_number=lot_number,
+                                      expiry=expiry, quantity=data["quantity"], pool=data["pool"],
+                                      reference=data["reference"])
     return _recorded(movements)
 
 

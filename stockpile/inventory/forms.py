@@ -116,6 +116,10 @@ class ReceiptForm(DomainForm):
                        description=_l("Leave empty only for items without shelf life."))
     quantity = _quantity_field()
     reference = _reference_field()
+    swap = BooleanField(
+        _l("Swap: put this fresh lot into emergency stock and move the same quantity of the oldest "
+           "emergency stock to daily use"),
+        description=_l("Both are recorded together, or neither. Choose the emergency pool above."))
 
     field_aliases = {"gs1": "scan"}
 
@@ -248,6 +252,7 @@ class ItemForm(DomainForm):
     ppe_group = SelectField(_l("PPE group"), choices=[option("", "—"), *choices(PPE_GROUP_LABELS)],
                             validators=[Optional()])
     has_expiry = BooleanField(_l("Has a shelf life (lots carry an expiry date)"), default=True)
+
 
 # --- coverage: baselines, policies, scenarios ------------------------------------------------
 

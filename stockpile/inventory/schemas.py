@@ -169,8 +169,21 @@ class ItemOutputSchema(ma.Schema):
 
 # --- stock movements -----------------------------------------------------------------------
 
+class JsonBoolean(fields.Boolean):
+    """JSON ``true`` or ``false`` only: ``1 == True`` in Python, so truthy sets alone take 1 and 0."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class ReceiptInputSchema(ma.Schema):
-    """A receipt names item, lot and expiry — or carries them in one scanned ``gs1`` string."""
+    """A receipt names item, lot and expiry — or carries them in one scanned ``gs1`` string.
+
+    With ``swap`` the fresh lot goes into the emergency pool and the same quantity of the oldest
+    emergency stock moves to the operational pool, in one transaction (DESIGN.md §5).
+    """
 
     depot = ref_field(required=True)
     pool = choice_field(Pool, load_default=Pool.OPERATIONAL.value)
@@ -182,6 +195,14 @@ class ReceiptInputSchema(ma.Schema):
     quantity = quantity_field(required=True)
     reference = reference_field()
     occurred_at = occurred_at_field()
+    swap = JsonBoolean(load_default=False)
+
+    @ma.validates_schema(pass_original=True)
+    def _swap_into_emergency(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        pool = original.get("pool", Pool.EMERGENCY.value) if isinstance(original, dict) else None
+        if data.get("swap") and pool != Pool.EMERGENCY.value:
+            raise ma.ValidationError({"pool": [
+                "With swap the fresh lot goes into the emergency pool: send pool emergency, or leave it out."]})
 
     @ma.validates_schema
     def _item_or_scan(self, data: dict[str, Any], **_: Any) -> None:

@@ -33,8 +33,9 @@ from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LA
                                        DomainForm, ExtendForm, IssueForm, ItemForm, LotStatusForm,
                                        OrganisationForm, ReceiptForm, ReverseForm, TransferForm,
                                        option)
-from stockpile.inventory.models import (Category, Depot, Item, Lot, LotEvent, Movement,
-                                        MovementKind, Organisation)
+from stockpile.inventory.models import (Balance, Category, Depot, Item, Lot, LotEvent, Movement,
+                                        MovementKind, Organisation, Pool)
+from stockpile.rotation import services as rotation
 
 bp = Blueprint("inventory", __name__)
 
@@ -307,13 +308,16 @@ def receipt() -> Any:
         _deny_foreign_depots("depot")
         form = ReceiptForm()
     else:
-        form = ReceiptForm(data=_prefill("depot", "pool", "item"))
+        form = ReceiptForm(data={**_prefill("depot", "pool", "item"), "swap": request.args.get("swap") == "1"})
     form.depot.choices = _depot_choices(depots)
     form.item.choices = _item_choices()
 
     def page(status: int = 200, scanned: bool = False) -> tuple[str, int]:
+        depot_code = form.depot.data or (depots[0].code if len(depots) == 1 else None)
+        show_swap = bool(form.swap.data) or _holds_emergency_stock(depot_code, form.item.data)
         return _render_form(form, title=_("Record a receipt"), submit=_("Record receipt"),
-                            template="inventory/receipt.html", status=status, scanned=scanned)
+                            template="inventory/receipt.html", status=status, scanned=scanned,
+                            show_swap=show_swap)
 
     if request.method == "GET":
         return page()
@@ -340,19 +344,46 @@ def receipt() -> Any:
             _check_scan_agrees(form, item, lot_number, expiry)
         else:
             item, lot_number, expiry = _item(form.item.data), form.lot_number.data or "", form.expiry.data
-        movements = inventory.receive(db.session, _context(), depot=depot, item=item,
-                                      lot_number=lot_number, expiry=expiry,
-                                      quantity=form.quantity.data, pool=form.pool.data,
-                                      reference=_text(form.reference.data))
+        if form.swap.data:
+            if form.pool.data != Pool.EMERGENCY.value:
+                message = _("The swap puts the fresh lot into the emergency pool: choose Emergency, or "
+                            "untick the swap.")
+                raise DomainError(message, code="swap_needs_emergency_pool", fields={"pool": [message]})
+            movements = rotation.receive_with_swap(db.session, _context(), depot=depot, item=item,
+                                                   lot_number=lot_number, expiry=expiry,
+                                                   quantity=form.quantity.data,
+                                                   reference=_text(form.reference.data))
+        else:
+            movements = inventory.receive(db.session, _context(), depot=depot, item=item,
+                                          lot_number=lot_number, expiry=expiry,
+                                          quantity=form.quantity.data, pool=form.pool.data,
+                                          reference=_text(form.reference.data))
         db.session.commit()
     except DomainError as error:
         _refused(form, error)
         return page(422)
     lot = movements[0].lot
+    if form.swap.data:
+        swapped = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=m.quantity)
+                            for m in movements[1:] if m.quantity > 0)
+        flash(_("Received %(quantity)s × %(item)s, %(lot)s, into %(where)s, and moved the oldest emergency "
+                "stock into daily use: %(lots)s.", quantity=format_decimal(form.quantity.data), item=item.name,
+                lot=_lot_label(lot), where=_where(depot, Pool.EMERGENCY.value), lots=swapped), "success")
+        return _back_to_item(item)
     flash(_("Received %(quantity)s × %(item)s, %(lot)s, into %(where)s.",
             quantity=format_decimal(form.quantity.data), item=item.name, lot=_lot_label(lot),
             where=_where(depot, form.pool.data)), "success")
     return _back_to_item(item)
+
+
+def _holds_emergency_stock(depot_code: str | None, item_code: str | None) -> bool:
+    """Whether the depot holds emergency stock of the item: then a receipt may swap it out."""
+    if not depot_code or not item_code:
+        return False
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Balance).join(Balance.lot).join(Lot.item).join(Balance.depot)
+        .where(Depot.code == depot_code, Item.code == item_code, Balance.pool == Pool.EMERGENCY.value,
+               Balance.quantity > 0)) > 0
 
 
 def _check_scan_agrees(form: ReceiptForm, item: Item, lot_number: str, expiry: dt.date | None) -> None:
@@ -414,7 +445,7 @@ def issue() -> Any:
         _deny_foreign_depots("depot")
         form = IssueForm()
     else:
-        form = IssueForm(data=_prefill("depot", "pool", "item"))
+        form = IssueForm(data=_prefill("depot", "pool", "item", "quantity", "recipient"))
     form.depot.choices = _depot_choices(depots)
     form.item.choices = _item_choices()
 
@@ -466,7 +497,7 @@ def transfer() -> Any:
         _deny_foreign_depots("from_depot", "to_depot")
         form = TransferForm()
     else:
-        form = TransferForm(data=_prefill("from_depot", "from_pool", "item"))
+        form = TransferForm(data=_prefill("from_depot", "from_pool", "to_depot", "to_pool", "item", "quantity"))
     form.from_depot.choices = form.to_depot.choices = _depot_choices(depots)
     form.item.choices = _item_choices()
 
@@ -550,7 +581,7 @@ def disposal() -> Any:
         _deny_foreign_depots("depot")
         form = DisposalForm()
     else:
-        form = DisposalForm(data=_prefill("depot", "pool", "item", "reason"))
+        form = DisposalForm(data=_prefill("depot", "pool", "item", "reason", "quantity"))
     form.depot.choices = _depot_choices(depots)
     form.item.choices = _item_choices()
 

@@ -1,0 +1,18 @@
+"""Forms of the rotation pages."""
+
+from __future__ import annotations
+
+from wtforms import HiddenField
+from wtforms.validators import DataRequired, Regexp
+
+from stockpile.inventory.forms import DomainForm
+
+
+class CompleteTaskForm(DomainForm):
+    """The confirm step of carrying out a rotation task.
+
+    ``quantity`` is what the confirm page showed; the post moves exactly that much, so stock
+    that changed in between is refused instead of moving something the person did not see.
+    """
+
+    quantity = HiddenField(validators=[DataRequired(), Regexp(r"^[1-9]\d{0,9}$")])

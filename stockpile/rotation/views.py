@@ -1,0 +1,427 @@
+"""Pages for rotating emergency stock (DESIGN.md §5): an organisation's rotation list, carrying a
+task out in two clicks, and a timeline per item.
+
+Everyone who may read an organisation sees its rotation; those who record its stock (and
+administrators) carry tasks out and get the suggested actions as links to the movement forms,
+which check access again when they post.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_date, format_decimal
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from stockpile.auth import services as auth
+from stockpile.errors import Conflict, DomainError, NotFound
+from stockpile.extensions import db
+from stockpile.inventory import services as inventory
+from stockpile.inventory.models import Balance, Depot, Item, Movement, Organisation, OrganisationKind, Pool
+from stockpile.rotation import services as rotation
+from stockpile.rotation.forms import CompleteTaskForm
+from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
+
+bp = Blueprint("rotation", __name__)
+
+MAX_ID = 2**31 - 1  # ids are INTEGER columns
+DONE_SHOWN = 25     # the Done group lists this many of the most recently completed tasks
+DONE_DAYS = 90      # … completed within this many days
+PLANNED_SHOWN = 10  # the soonest planned tasks shown; the rest behind "Show the other …"
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every page here needs a signed-in user."""
+
+
+def _today() -> dt.date:
+    return inventory.local_today(current_app.config["TIMEZONE"])
+
+
+def _context() -> inventory.Context:
+    return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
+
+
+# --- which organisation --------------------------------------------------------------------
+
+def _candidates() -> list[Organisation]:
+    """Organisations the user may read that hold emergency stock or have rotation tasks."""
+    session = db.session
+    holders = (sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
+               .where(Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0))
+    with_tasks = sa.select(RotationTask.organisation_id)
+    stmt = (sa.select(Organisation)
+            .where(sa.or_(Organisation.id.in_(holders), Organisation.id.in_(with_tasks)))
+            .order_by(Organisation.name))
+    readable = auth.readable_organisation_ids(session, current_user)
+    if readable is not None:
+        stmt = stmt.where(Organisation.id.in_(readable))
+    return list(session.scalars(stmt))
+
+
+def _default(orgs: Sequence[Organisation]) -> Organisation | None:
+    """The user's own organisation they record stock for first, a supply centre before others."""
+    writable = auth.writable_organisation_ids(current_user)
+    own = {m.organisation_id for m in current_user.memberships}
+    return min(orgs, key=lambda o: (writable is not None and o.id not in writable, o.id not in own,
+                                    o.kind != OrganisationKind.SUPPLY_CENTRE, o.name), default=None)
+
+
+def _readable_organisation(code: str) -> Organisation:
+    organisation = inventory.by_code(db.session, Organisation, code.strip()[:40], field="organisation")
+    auth.require_read(db.session, current_user, organisation)
+    return organisation
+
+
+# --- the rotation list ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    """A suggested action as the page shows it: what, how much, and the form that does it."""
+
+    suggestion: rotation.Suggestion
+    url: str | None      # None when the user may not carry it out
+    form: str            # which form the link opens: transfer, issue, extend, disposal
+
+
+def _action(suggestion: rotation.Suggestion, planned: rotation.PlannedLot, item: Item,
+            can_write: bool) -> Action:
+    lot, depot = planned.lot, planned.depot
+    if suggestion.action == "transfer" and suggestion.organisation is not None:
+        target = suggestion.organisation
+        to_depot = None
+        if auth.can_write(current_user, target.id):
+            to_depot = db.session.scalar(sa.select(Depot).where(Depot.organisation_id == target.id)
+                                         .order_by(Depot.code).limit(1))
+        if to_depot is not None:
+            url = url_for("inventory.transfer", from_depot=depot.code, from_pool=Pool.EMERGENCY.value,
+                          to_depot=to_depot.code, to_pool=Pool.OPERATIONAL.value, item=item.code,
+                          lot=lot.lot_number, quantity=suggestion.quantity)
+            return Action(suggestion, url if can_write else None, "transfer")
+        # Stock handed to an organisation one does not record for leaves one's books: an issue
+        # to it, from the emergency pool (first expired first, which is this lot: at-risk lots
+        # are always the earliest to expire).
+        url = url_for("inventory.issue", depot=depot.code, pool=Pool.EMERGENCY.value, item=item.code,
+                      quantity=suggestion.quantity, recipient=target.code)
+        return Action(suggestion, url if can_write else None, "issue")
+    if suggestion.action == "extend_shelf_life":
+        url = url_for("inventory.lot_extend", code=item.code, lot_number=lot.lot_number)
+        return Action(suggestion, url if can_write else None, "extend")
+    url = url_for("inventory.disposal", depot=depot.code, pool=Pool.EMERGENCY.value, item=item.code,
+                  lot=lot.lot_number, quantity=suggestion.quantity, reason="expired")
+    return Action(suggestion, url if can_write else None, "disposal")
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    item_plan: rotation.ItemRotation
+    planned: rotation.PlannedLot
+    actions: list[Action]
+
+
+def _open_tasks(organisation: Organisation) -> list[RotationTask]:
+    return list(db.session.scalars(
+        sa.select(RotationTask)
+        .where(RotationTask.organisation_id == organisation.id,
+               RotationTask.state.in_([s.value for s in OPEN_STATES]))
+        .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.depot),
+                 so.joinedload(RotationTask.item))))
+
+
+def _done_tasks(organisation: Organisation, today: dt.date) -> list[tuple[RotationTask, int]]:
+    """Recently completed tasks, newest first, each with the quantity its posting moved."""
+    since = dt.datetime.combine(today - dt.timedelta(days=DONE_DAYS), dt.time(), tzinfo=dt.timezone.utc)
+    tasks = list(db.session.scalars(
+        sa.select(RotationTask)
+        .where(RotationTask.organisation_id == organisation.id, RotationTask.state == TaskState.DONE.value,
+               RotationTask.completed_at >= since)
+        .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.depot),
+                 so.joinedload(RotationTask.item), so.joinedload(RotationTask.completed_by))
+        .order_by(RotationTask.completed_at.desc(), RotationTask.id.desc()).limit(DONE_SHOWN)))
+    postings = [t.posting_id for t in tasks if t.posting_id]
+    moved = dict(db.session.execute(
+        sa.select(Movement.posting_id, sa.func.sum(Movement.quantity))
+        .where(Movement.posting_id.in_(postings), Movement.quantity > 0)
+        .group_by(Movement.posting_id)).all()) if postings else {}
+    return [(t, int(moved.get(t.posting_id, 0) or 0)) for t in tasks]
+
+
+def _by_rotate_by(task: RotationTask) -> tuple[Any, ...]:
+    return (task.rotate_by is not None, task.rotate_by or dt.date.min, task.lot.expiry or dt.date.max,
+            task.item.name, task.lot.lot_number, task.depot.code)
+
+
+@bp.route("/rotation")
+def overview() -> Any:
+    session = db.session
+    orgs = _candidates()
+    code = request.args.get("organisation", "").strip()
+    organisation = _readable_organisation(code) if code else _default(orgs)
+    today = _today()
+    if organisation is None:
+        return render_template("rotation/overview.html", organisation=None, orgs=orgs, today=today)
+    if organisation not in orgs:
+        orgs = sorted([*orgs, organisation], key=lambda o: o.name)
+    # Cheap for one organisation, and it keeps the list current without waiting for the scheduler.
+    rotation.sync_tasks(session, today=today, organisations=[organisation])
+    session.commit()
+
+    can_write = auth.can_write(current_user, organisation.id)
+    plans = rotation.rotation_plan(session, [organisation], today=today)
+    groups: dict[str, list[RotationTask]] = {s.value: [] for s in OPEN_STATES}
+    for task in sorted(_open_tasks(organisation), key=_by_rotate_by):
+        groups[task.state].append(task)
+    at_risk = [AtRisk(item_plan, p, [_action(s, p, item_plan.item, can_write) for s in p.suggestions])
+               for item_plan in plans for p in item_plan.lots if p.plan.at_risk]
+    return render_template(
+        "rotation/overview.html", organisation=organisation, orgs=orgs, today=today,
+        can_write=can_write, overdue=groups[TaskState.OVERDUE.value], due=groups[TaskState.DUE.value],
+        planned=groups[TaskState.PLANNED.value], at_risk=at_risk, done=_done_tasks(organisation, today),
+        at_risk_total=sum(a.planned.plan.at_risk for a in at_risk), due_within=rotation.DUE_WITHIN_DAYS,
+        done_days=DONE_DAYS, margin_days=rotation.DEFAULT_MARGIN_DAYS, planned_shown=PLANNED_SHOWN)
+
+
+# --- carrying a task out: "Move to daily use", then "Confirm" ------------------------------------
+
+def _task(task_id: int) -> RotationTask:
+    """The task if the user may read its organisation (404 otherwise, as if it did not exist),
+    and may record its stock (403)."""
+    session = db.session
+    task = session.get(RotationTask, task_id) if task_id <= MAX_ID else None
+    if task is None or not auth.can_read(session, current_user, task.organisation_id):
+        raise NotFound(_("No rotation task %(id)s.", id=task_id))
+    auth.require_write(current_user, task.organisation)
+    return task
+
+
+def _emergency_on_hand(task: RotationTask) -> int:
+    return db.session.scalar(sa.select(Balance.quantity).where(
+        Balance.lot_id == task.lot_id, Balance.depot_id == task.depot_id,
+        Balance.pool == Pool.EMERGENCY.value)) or 0
+
+
+@bp.route("/rotation/tasks/<int:task_id>/complete", methods=["GET", "POST"])
+def complete(task_id: int) -> Any:
+    """GET shows exactly what will be posted; POST (the Confirm button) posts that and no other
+    quantity. A refusal shows the facts and the stock as it is now, to confirm again."""
+    task = _task(task_id)
+    back = url_for("rotation.overview", organisation=task.organisation.code)
+    form = CompleteTaskForm()
+    status = 200
+    if task.state not in {s.value for s in OPEN_STATES}:
+        form.add_domain_error(Conflict(_("This rotation task is %(state)s: there is nothing left to do.",
+                                         state=_state_label(task.state))))
+        status = 409
+    elif request.method == "POST":
+        if not form.validate_on_submit():
+            status = 422
+        else:
+            quantity = int(form.quantity.data)
+            try:
+                rotation.complete_task(db.session, _context(), task=task, quantity=quantity)
+                db.session.commit()
+            except DomainError as error:
+                db.session.rollback()
+                form.add_domain_error(error)
+                status = 422 if error.status == 400 else error.status
+            else:
+                flash(_("Moved %(quantity)s × %(item)s, lot %(lot)s, in %(depot)s from emergency stock into "
+                        "daily use (rotation task %(id)s).", quantity=format_decimal(quantity),
+                        item=task.item.name, lot=task.lot.lot_number, depot=task.depot.code, id=task.id),
+                      "success")
+                return redirect(back)
+    on_hand = _emergency_on_hand(task)
+    form.quantity.data = str(on_hand)
+    if status == 200 and on_hand == 0:
+        form.add_domain_error(Conflict(_("No emergency stock of lot %(lot)s is left in %(depot)s: nothing to "
+                                         "move.", lot=task.lot.lot_number, depot=task.depot.code)))
+        status = 409
+    can_confirm = task.state in {s.value for s in OPEN_STATES} and on_hand > 0
+    return render_template("rotation/confirm.html", task=task, form=form, on_hand=on_hand, back=back,
+                           today=_today(), can_confirm=can_confirm), status
+
+
+# --- the timeline of one item --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Segment:
+    x: float
+    width: float
+    start: dt.date
+    end: dt.date
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    planned: rotation.PlannedLot
+    y: float
+    use: Segment | None        # daily use still possible: from today (or later) to the finish
+    lost: Segment | None       # time already gone: what should have been used by now is at risk
+    margin: Segment | None     # the safety margin between the finish and the expiry
+    expiry_x: float | None
+    note_x: float = 0          # where the rotate-by date is written beside the bar …
+    note_anchor: str = "start"  # … after it, or before it near the right edge
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Each emergency lot as a bar from its rotate-by date to its finish-by date, in SVG units."""
+
+    start: dt.date
+    end: dt.date
+    today: dt.date
+    rows: list[TimelineRow]
+    width: int = 900
+    left: int = 200
+    right: int = 20
+    top: int = 34
+    row_height: int = 38
+    bar_height: int = 18
+    bottom: int = 14
+
+    @property
+    def height(self) -> int:
+        return self.top + self.row_height * max(1, len(self.rows)) + self.bottom
+
+    @property
+    def days(self) -> int:
+        return max(1, (self.end - self.start).days)
+
+    def x(self, day: dt.date) -> float:
+        day = min(max(day, self.start), self.end)
+        return round(self.left + (day - self.start).days / self.days * (self.width - self.left - self.right), 2)
+
+    @property
+    def today_x(self) -> float:
+        return self.x(self.today)
+
+    @property
+    def ticks(self) -> list[tuple[float, str]]:
+        """Month starts (every month, quarter or year, by the span), labelled."""
+        months = self.days / 30.4
+        step = 1 if months <= 15 else 3 if months <= 40 else 12
+        pattern = "MMM yyyy" if step < 12 else "yyyy"
+        first = dt.date(self.start.year, self.start.month, 1)
+        ticks = []
+        month_index = first.year * 12 + first.month - 1
+        month_index += (-month_index) % step
+        while True:
+            day = dt.date(month_index // 12, month_index % 12 + 1, 1)
+            if day > self.end:
+                break
+            if day >= self.start:
+                ticks.append((self.x(day), format_date(day, pattern)))
+            month_index += step
+        return ticks
+
+
+NOTE_WIDTH = 210  # room for "rotate by 2027-01-31 · 7,998 at risk" beside a bar, in SVG units
+
+
+def _segment(timeline_x: Any, start: dt.date, end: dt.date) -> Segment | None:
+    if end <= start:
+        return None
+    x0, x1 = timeline_x(start), timeline_x(end)
+    return Segment(x0, round(max(x1 - x0, 1.5), 2), start, end) if x1 > x0 else None
+
+
+def build_timeline(item_plan: rotation.ItemRotation | None, today: dt.date) -> Timeline:
+    lots = list(item_plan.lots) if item_plan else []
+    # The chart starts a little before the earliest rotate-by date (at most a year back: a start
+    # further back only says "long overdue", which the table says too) and ends after the last expiry.
+    starts = [p.plan.rotate_by for p in lots if p.plan.rotate_by]
+    ends = [p.lot.expiry for p in lots if p.lot.expiry]
+    earliest = max(min([today, *starts]), today - dt.timedelta(days=365))
+    start = earliest - dt.timedelta(days=14)
+    end = max([today + dt.timedelta(days=90), *ends]) + dt.timedelta(days=21)
+    frame = Timeline(start, end, today, [])
+    rows = []
+    for n, planned in enumerate(lots):
+        plan, expiry = planned.plan, planned.lot.expiry
+        y = frame.top + n * frame.row_height + (frame.row_height - frame.bar_height) / 2
+        expiry_x = frame.x(expiry) if expiry else None
+        if plan.rotate_by is None or plan.finish_by is None:
+            # Nothing can be used: the whole time to expiry is lost.
+            use, margin, lost = None, None, _segment(frame.x, today, expiry) if expiry else None
+        else:
+            use = _segment(frame.x, max(plan.rotate_by, today), plan.finish_by)
+            lost = _segment(frame.x, plan.rotate_by, min(today, plan.finish_by)) if plan.at_risk else None
+            margin = _segment(frame.x, plan.finish_by, expiry) if expiry else None
+        drawn = [seg for seg in (lost, use, margin) if seg is not None]
+        first = min([seg.x for seg in drawn], default=frame.today_x)
+        last = max([seg.x + seg.width for seg in drawn] + ([expiry_x + 6] if expiry_x is not None else []),
+                   default=frame.today_x)
+        if last + NOTE_WIDTH <= frame.width - frame.right or first - NOTE_WIDTH < frame.left:
+            note_x, anchor = last + 6, "start"
+        else:
+            note_x, anchor = first - 6, "end"
+        rows.append(TimelineRow(planned, y, use, lost, margin, expiry_x, note_x, anchor))
+    return Timeline(start, end, today, rows)
+
+
+@bp.route("/rotation/<org_code>/<item_code>")
+def timeline(org_code: str, item_code: str) -> Any:
+    session = db.session
+    organisation = _readable_organisation(org_code)
+    item = inventory.by_code(session, Item, item_code.strip()[:40], field="item")
+    today = _today()
+    # As on the list: the tasks behind the "Move to daily use" buttons are current.
+    rotation.sync_tasks(session, today=today, organisations=[organisation])
+    session.commit()
+    plans = rotation.rotation_plan(session, [organisation], today=today, item=item)
+    item_plan = plans[0] if plans else None
+    tasks = {(t.lot_id, t.depot_id): t for t in _open_tasks(organisation) if t.item_id == item.id}
+    can_write = auth.can_write(current_user, organisation.id)
+    depots = sorted({p.depot.code for p in item_plan.lots}) if item_plan else []
+    return render_template("rotation/timeline.html", organisation=organisation, item=item, today=today,
+                           item_plan=item_plan, chart=build_timeline(item_plan, today), tasks=tasks,
+                           can_write=can_write, depots=depots,
+                           margin_days=rotation.DEFAULT_MARGIN_DAYS)
+
+
+# --- template helpers ----------------------------------------------------------------------
+
+def _state_label(state: str) -> str:
+    labels = {"planned": _("planned"), "due": _("due"), "overdue": _("overdue"), "done": _("done"),
+              "cancelled": _("cancelled")}
+    return labels.get(state, state)
+
+
+def _relative_days(day: dt.date | None, today: dt.date) -> str:
+    if day is None:
+        return ""
+    days = (day - today).days
+    if days == 0:
+        return _("today")
+    if days < 0:
+        return _("%(n)s days ago", n=format_decimal(-days)) if days != -1 else _("yesterday")
+    return _("in %(n)s days", n=format_decimal(days)) if days != 1 else _("tomorrow")
+
+
+def _per_day(rate: Fraction | None) -> str:
+    if rate is None:
+        return "—"
+    return format_decimal(round(float(rate), 1 if rate < 100 else 0), format="#,##0.#")
+
+
+def _coverage(days: Fraction | None) -> str:
+    if days is None:
+        return _("coverage unknown")
+    return _("%(days)s days of coverage", days=format_decimal(math.floor(days)))
+
+
+@bp.record_once
+def _register_helpers(state: Any) -> None:
+    state.app.jinja_env.globals.update(rotation_state_label=_state_label, relative_days=_relative_days,
+                                       per_day=_per_day, coverage_days_label=_coverage)
