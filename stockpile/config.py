@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,4 +33,19 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": env.get("STOCKPILE_TIMEZONE", "Europe/Oslo"),
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        # Outgoing mail (the daily alert digest); no SMTP_HOST means no digests are sent.
+        "SMTP_HOST": _setting(env, "SMTP_HOST"),
+        # Checked when mail is sent (stockpile.alerts.notify), so a typo cannot stop the site.
+        "SMTP_PORT": _setting(env, "SMTP_PORT"),
+        "SMTP_TLS": _setting(env, "SMTP_TLS") or "starttls",
+        "SMTP_USERNAME": _setting(env, "SMTP_USERNAME"),
+        "SMTP_PASSWORD": _setting(env, "SMTP_PASSWORD"),
+        "MAIL_FROM": _setting(env, "MAIL_FROM"),
+        # Where users reach the site, for the links in mails (e.g. https://stockpile.example.org).
+        "PUBLIC_URL": _setting(env, "PUBLIC_URL"),
     }
+
+
+def _setting(env: Mapping[str, str], name: str) -> str | None:
+    """``STOCKPILE_<name>`` or, failing that, plain ``<name>``; empty counts as unset."""
+    return env.get(f"STOCKPILE_{name}") or env.get(name) or None

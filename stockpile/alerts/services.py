@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from stockpile.alerts import notify  # noqa: F401  (queues webhook deliveries as alert events are written)
 from stockpile.alerts.models import (Alert, AlertEvent, AlertEventKind, AlertRule, AlertState,
                                      Severity)
 from stockpile.db import utcnow
