@@ -198,11 +198,11 @@ def test_a_disabled_rule_raises_nothing(session, centre):
 def test_a_withdrawal_opens_the_alert_in_the_same_request(app, client, session, world):
     ctx = factories.ctx()
     inventory.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70)
-    factories.receive(session, world.centre_depot, world.glove, "G1", in_days(400), 300)
+    factories.receive(session, world.centre_depot, world.glove, "G1", in_days(400), 400)  # 40 days
     session.commit()
     assert open_rules(session, world.centre) == {}
     response = client.post("/api/v1/issues", headers=world.headers("supply"),
-                           json={"depot": "SC-D", "item": "GLOVE", "quantity": 150})
+                           json={"depot": "SC-D", "item": "GLOVE", "quantity": 250})
     assert response.status_code == 201
     alert = open_rules(session, world.centre)["coverage_below_min"]
     assert "15 days of coverage" in alert.message
