@@ -32,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from stockpile import api, cli
     from stockpile.alerts import api as alerts_api
+    from stockpile.alerts import views as alerts_views
     from stockpile.auth import views as auth_views
     from stockpile.inventory import api as inventory_api
     from stockpile.inventory import coverage_api, coverage_views, duty_views
@@ -50,5 +51,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rotation_api.bp)
     app.register_blueprint(rotation_views.bp)
     app.register_blueprint(alerts_api.bp)
+    app.register_blueprint(alerts_views.bp)
     cli.register(app)
     return app
