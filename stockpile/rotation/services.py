@@ -390,6 +390,11 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
             Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0).distinct()
         organisations = list(session.scalars(sa.select(Organisation).where(Organisation.id.in_(holders))))
     org_ids = [o.id for o in organisations]
+    # One sync of an organisation at a time (the scheduler and a page may sync together): the
+    # second waits here, then reads the tasks the first created instead of adding them again.
+    # SQLite has one writer at a time anyway.
+    session.execute(sa.select(Organisation.id).where(Organisation.id.in_(org_ids))
+                    .order_by(Organisation.id).with_for_update())
     plans = rotation_plan(session, organisations, today=today, margin_days=margin_days, with_suggestions=False)
     wanted = {(p.lot.id, p.depot.id): (rotation, p) for rotation in plans for p in rotation.lots}
     open_tasks = {(t.lot_id, t.depot_id): t for t in session.scalars(

@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from stockpile.auth import services as auth
+from stockpile.db import begin_write
 from stockpile.errors import Conflict, DomainError, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
@@ -82,6 +83,19 @@ def _readable_organisation(code: str) -> Organisation:
     organisation = inventory.by_code(db.session, Organisation, code.strip()[:40], field="organisation")
     auth.require_read(db.session, current_user, organisation)
     return organisation
+
+
+def _sync(organisation: Organisation, today: dt.date) -> None:
+    """Bring the organisation's rotation tasks up to date with the plan, committed.
+
+    The sign-in's reads end first, so the sync starts as a writer (``BEGIN IMMEDIATE`` on
+    SQLite): a read snapshot cannot be turned into a write once another writer has committed.
+    """
+    session = db.session
+    session.commit()
+    begin_write(session)
+    rotation.sync_tasks(session, today=today, organisations=[organisation])
+    session.commit()
 
 
 # --- the rotation list ---------------------------------------------------------------------
@@ -174,8 +188,7 @@ def overview() -> Any:
     if organisation not in orgs:
         orgs = sorted([*orgs, organisation], key=lambda o: o.name)
     # Cheap for one organisation, and it keeps the list current without waiting for the scheduler.
-    rotation.sync_tasks(session, today=today, organisations=[organisation])
-    session.commit()
+    _sync(organisation, today)
 
     can_write = auth.can_write(current_user, organisation.id)
     plans = rotation.rotation_plan(session, [organisation], today=today)
@@ -377,8 +390,7 @@ def timeline(org_code: str, item_code: str) -> Any:
     item = inventory.by_code(session, Item, item_code.strip()[:40], field="item")
     today = _today()
     # As on the list: the tasks behind the "Move to daily use" buttons are current.
-    rotation.sync_tasks(session, today=today, organisations=[organisation])
-    session.commit()
+    _sync(organisation, today)
     plans = rotation.rotation_plan(session, [organisation], today=today, item=item)
     item_plan = plans[0] if plans else None
     tasks = {(t.lot_id, t.depot_id): t for t in _open_tasks(organisation) if t.item_id == item.id}

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import Lot, Movement
+from stockpile.inventory.models import Lot, Movement, Organisation
+from stockpile.rotation import services as rotation
 from stockpile.rotation.models import RotationTask
 from tests import factories
 from tests.conftest import login
@@ -260,6 +264,52 @@ def test_the_pages_need_a_sign_in(client, world, centre):
 def test_odd_addresses_are_answered_not_crashed(client, world, centre, path):
     login(client, "supply@example.org")
     assert client.get(path).status_code == 404
+
+
+@pytest.mark.postgres
+def test_two_pages_syncing_at_once_create_each_task_once(postgres_engine):
+    """The list syncs tasks on every visit, and so does the scheduler: a second sync of the same
+    organisation waits for the first and finds its tasks (this test commits, on a database of
+    its own)."""
+    maker = so.sessionmaker(postgres_engine, expire_on_commit=False)
+    with maker() as session:
+        organisation = factories.org(session)
+        depot = factories.depot(session, organisation)
+        item = factories.item(session, category="consumable")
+        inventory.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=organisation, item=item,
+                                      weekly_use=70)
+        for lot, expires_in, quantity in (("A", 120, 1000), ("B", 150, 500), ("C", 200, 300)):
+            factories.receive(session, depot, item, lot, in_days(expires_in), quantity, pool="emergency",
+                              today=TODAY)
+        session.commit()
+    first_synced = threading.Event()
+    counts: list[dict[str, int]] = []
+    failures: list[BaseException] = []
+
+    def sync(first: bool) -> None:
+        try:
+            if not first:
+                assert first_synced.wait(10)
+            with maker() as session:
+                org = session.get(Organisation, organisation.id)
+                counts.append(rotation.sync_tasks(session, today=TODAY, organisations=[org]))
+                if first:
+                    first_synced.set()
+                    time.sleep(0.5)  # still uncommitted while the second one starts
+                session.commit()
+        except BaseException as exc:  # surfaced below, not lost in the thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sync, args=(first,)) for first in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    assert counts == [{"created": 3, "updated": 0, "cancelled": 0}, {"created": 0, "updated": 0, "cancelled": 0}]
+    with maker() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(RotationTask)
+                              .where(RotationTask.organisation_id == organisation.id)) == 3
 
 
 # --- the swap on the receipt form ---------------------------------------------------------------
