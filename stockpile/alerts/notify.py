@@ -407,7 +407,7 @@ DELIVERY_HEADER = "X-Stockpile-Delivery"
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).isoformat() if value is not None else None
+    return value.astimezone(dt.UTC).isoformat() if value is not None else None
 
 
 @sa.event.listens_for(AlertEvent, "after_insert")

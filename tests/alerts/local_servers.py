@@ -61,13 +61,13 @@ class _Handler:
     def __init__(self, box: Mailbox) -> None:
         self.box = box
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.box.refuse:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
         assert isinstance(message, EmailMessage)
@@ -110,7 +110,7 @@ def http_server() -> Iterator[Endpoint]:
     endpoint = Endpoint(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             endpoint.hits.append(Hit(self.path, dict(self.headers.items()), self.rfile.read(length)))
             time.sleep(endpoint.delay)

@@ -10,9 +10,8 @@ from itertools import count
 import pytest
 import sqlalchemy as sa
 
-from stockpile.alerts import notify
+from stockpile.alerts import notify, tasks
 from stockpile.alerts import services as alerts
-from stockpile.alerts import tasks
 from stockpile.alerts.models import Alert, AlertRule, DigestSetting, Webhook, WebhookDelivery
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Organisation
@@ -20,7 +19,7 @@ from tests import factories
 from tests.alerts.local_servers import free_port, smtp_server
 from tests.factories import TODAY
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 07:00 in Oslo on TODAY
 YESTERDAY_NOON = dt.datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
 LINK = "https://stockpile.example.org/alerts"
