@@ -21,6 +21,7 @@ from stockpile.db import load_models, make_engine, upgrade
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from tests import factories
+from tests.browser import chromium, server  # noqa: F401  (fixtures for the browser tests)
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -11,35 +11,20 @@ Set STOCKPILE_SCREENSHOTS to a directory to keep screenshots of the pages.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from werkzeug.serving import make_server
 
-from stockpile import create_app
 from stockpile.db import make_engine, upgrade
-from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Organisation
 from tests import factories
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM_ARGS, shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        reason = f"Chromium not found at {CHROMIUM} (install it with: apt-get install -y chromium)"
-        if os.environ.get("STOCKPILE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason}; STOCKPILE_REQUIRE_BROWSER=1")
-        pytest.skip(reason)
-    return CHROMIUM
 
 
 @pytest.fixture
@@ -69,28 +54,6 @@ def database(tmp_path: Path) -> Iterator[str]:
         session.commit()
     engine.dispose()
     yield url
-
-
-@pytest.fixture
-def server(database: str) -> Iterator[str]:
-    app = create_app({"TESTING": True, "DATABASE_URL": database, "SECRET_KEY": "browser-test",
-                      "WTF_CSRF_ENABLED": True})
-    assert db.fixed_session is None  # requests use their own sessions on the file
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join(timeout=10)
-    with app.app_context():
-        db.engine.dispose()
-
-
-def shot(page, name: str) -> None:
-    directory = os.environ.get("STOCKPILE_SCREENSHOTS")
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(directory) / name), full_page=True)
 
 
 def test_municipal_staff_reads_the_ppe_duty_verdict(chromium: str, server: str) -> None:

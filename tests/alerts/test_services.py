@@ -12,7 +12,6 @@ from stockpile.alerts import services as alerts
 from stockpile.alerts.models import Alert, AlertRule
 from stockpile.errors import Conflict
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import Lot
 from stockpile.rotation import services as rotation
 from tests import factories
 from tests.factories import TODAY
