@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.babel.init_app(app)
 
-    from stockpile import api, cli
+    from stockpile import api, cli, scheduler
     from stockpile.alerts import api as alerts_api
     from stockpile.alerts import views as alerts_views
     from stockpile.auth import views as auth_views
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rotation_api.bp)
     app.register_blueprint(rotation_views.bp)
     app.register_blueprint(alerts_api.bp)
+    app.register_blueprint(scheduler.bp)  # the job-run page only; the scheduler runs elsewhere
     app.register_blueprint(alerts_views.bp)
     cli.register(app)
     return app

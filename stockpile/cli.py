@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from stockpile.db import upgrade
+from stockpile.db import upgrade, utcnow
 from stockpile.auth import services as auth
 from stockpile.errors import DomainError
 from stockpile.extensions import db
@@ -127,6 +128,57 @@ def demo(if_empty: bool) -> None:
         click.echo(f"  {role:<16} {email:<36} password: {password:<20} {org or ''}")
 
 
+jobs_cli = AppGroup("jobs", help="Scheduled jobs: list them, run one by hand.")
+
+
+@jobs_cli.command("list")
+def jobs_list() -> None:
+    """List the jobs, when they run (crontab in the configured time zone) and their last run."""
+    from stockpile import scheduler
+
+    timezone = ZoneInfo(current_app.config["TIMEZONE"])
+    for status in scheduler.job_statuses(db.session, timezone, utcnow()):
+        job, last = status.job, status.last_run
+        next_run = f"{status.next_run.astimezone(timezone):%Y-%m-%d %H:%M %Z}" if status.next_run else "never"
+        click.echo(f"{job.name:<20} {job.schedule_text:<14} next {next_run}")
+        click.echo(f"    {job.description}")
+        if last is None:
+            click.echo("    last run: never")
+        else:
+            took = f" in {last.duration_ms} ms" if last.duration_ms is not None else ""
+            click.echo(f"    last run: {last.outcome} {last.started_at.astimezone(timezone):%Y-%m-%d %H:%M:%S}"
+                       f"{took}{': ' + last.summary if last.summary else ''}")
+        if status.missed_since is not None:
+            click.echo(f"    no run since it was due at {status.missed_since.astimezone(timezone):%Y-%m-%d %H:%M}: "
+                       "is the scheduler (flask --app stockpile scheduler) running?")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+def jobs_run(name: str) -> None:
+    """Run the job NAME once now, recorded like a scheduled run; exit 1 if it fails."""
+    from stockpile import scheduler
+    from stockpile.rotation.models import JobOutcome
+
+    try:
+        job = scheduler.job_named(name)
+        run = scheduler.run_by_hand(scheduler.runtime_for(current_app), job)
+    except DomainError as error:
+        raise click.ClickException(error.message)
+    if run.outcome != JobOutcome.SUCCEEDED.value:
+        click.echo(run.error or "", err=True)
+        raise click.ClickException(f"Job {name} failed after {run.duration_ms} ms: {run.summary}")
+    click.echo(f"Job {name} succeeded in {run.duration_ms} ms: {run.summary}")
+
+
+@click.command("scheduler")
+def scheduler_command() -> None:
+    """Run the scheduled jobs until Ctrl+C or SIGTERM (a service of its own, beside gunicorn)."""
+    from stockpile import scheduler
+
+    scheduler.serve(current_app)
+
+
 def register(app: Flask) -> None:
-    for command in (db_cli, users_cli, tokens_cli, verify, demo):
+    for command in (db_cli, users_cli, tokens_cli, verify, demo, jobs_cli, scheduler_command):
         app.cli.add_command(command)
