@@ -23,8 +23,9 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from apscheduler.triggers.cron import CronTrigger
 
-from stockpile import scheduler
+from stockpile import create_app, scheduler
 from stockpile.db import make_engine, upgrade, utcnow
+from stockpile.extensions import db
 from stockpile.inventory.models import Organisation
 from stockpile.rotation.models import JobLease, JobRun
 from tests import factories, scheduler_process
@@ -167,36 +168,54 @@ def test_cleanup_deletes_old_finished_runs_only(app, session):
 
 # --- the lock ------------------------------------------------------------------------------------
 
-def test_a_lease_held_elsewhere_skips_the_run_and_an_expired_one_is_taken_over(app, session, caplog):
-    if session.get_bind().dialect.name != "sqlite":
-        pytest.skip("the lease row is SQLite's lock; PostgreSQL uses an advisory lock (tested below)")
-    rt = scheduler.runtime_for(app)
-    session.add(JobLease(job="leased", holder="other-host:99", expires_at=utcnow() + dt.timedelta(minutes=5)))
-    session.commit()
-    with pytest.raises(scheduler.JobBusy, match="other-host:99 holds its lease"):
-        scheduler.run_by_hand(rt, job("leased", ok))
-    with caplog.at_level(logging.INFO, logger="stockpile.scheduler"):
-        scheduler.run_scheduled(rt, job("leased", ok), CronTrigger(second="*", timezone=OSLO))
-    assert any(r.getMessage().startswith("Skipped leased") for r in caplog.records)
-    assert runs_of(session, "leased") == []
-    session.get(JobLease, "leased").expires_at = utcnow() - dt.timedelta(seconds=1)
-    session.commit()
-    assert scheduler.run_by_hand(rt, job("leased", ok)).outcome == "succeeded"
-    assert session.scalars(sa.select(JobLease)).all() == []
+@pytest.fixture
+def sqlite_app(tmp_path: Path):
+    """An app on a migrated SQLite file of its own (committed data, as two processes would see)."""
+    url = f"sqlite:///{tmp_path / 'lease.sqlite3'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test"})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
-def test_an_advisory_lock_held_elsewhere_skips_the_run(app, session, engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's; SQLite uses a lease row (tested above)")
+def test_a_lease_held_elsewhere_skips_the_run_and_an_expired_one_is_taken_over(sqlite_app, caplog):
+    rt = scheduler.runtime_for(sqlite_app)
+    with sqlite_app.app_context():
+        session = db.session
+        session.add(JobLease(job="leased", holder="other-host:99", expires_at=utcnow() + dt.timedelta(minutes=5)))
+        session.commit()
+        with pytest.raises(scheduler.JobBusy, match="other-host:99 holds its lease"):
+            scheduler.run_by_hand(rt, job("leased", ok))
+        with caplog.at_level(logging.INFO, logger="stockpile.scheduler"):
+            scheduler.run_scheduled(rt, job("leased", ok), CronTrigger(second="*", timezone=OSLO))
+        assert any(r.getMessage().startswith("Skipped leased") for r in caplog.records)
+        assert runs_of(session, "leased") == []
+        session.get(JobLease, "leased").expires_at = utcnow() - dt.timedelta(seconds=1)
+        session.commit()
+        assert scheduler.run_by_hand(rt, job("leased", ok)).outcome == "succeeded"
+        session.expire_all()
+        assert session.scalars(sa.select(JobLease)).all() == []
+
+
+def test_an_advisory_lock_held_elsewhere_skips_the_run(postgres_engine):
+    app = create_app({"TESTING": True, "SECRET_KEY": "test",
+                      "DATABASE_URL": postgres_engine.url.render_as_string(hide_password=False)})
     rt = scheduler.runtime_for(app)
-    with engine.connect() as other:
+    with postgres_engine.connect() as other:
         assert other.scalar(sa.select(sa.func.pg_try_advisory_lock(scheduler.lock_key("locked"))))
         with pytest.raises(scheduler.JobBusy, match="advisory lock"):
             scheduler.run_by_hand(rt, job("locked", ok))
         other.scalar(sa.select(sa.func.pg_advisory_unlock(scheduler.lock_key("locked"))))
         other.rollback()
-    assert runs_of(session, "locked") == []
-    assert scheduler.run_by_hand(rt, job("locked", ok)).outcome == "succeeded"
+    with so.Session(postgres_engine) as session:
+        assert runs_of(session, "locked") == []
+        assert scheduler.run_by_hand(rt, job("locked", ok)).outcome == "succeeded"
+        assert [r.outcome for r in runs_of(session, "locked")] == ["succeeded"]
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_lock_keys_are_stable_64_bit_integers():

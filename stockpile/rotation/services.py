@@ -386,9 +386,14 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
     from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
 
     if organisations is None:
+        # Holders of emergency stock, and those with open tasks (their last lot may have gone).
         holders = sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id).where(
-            Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0).distinct()
-        organisations = list(session.scalars(sa.select(Organisation).where(Organisation.id.in_(holders))))
+            Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0)
+        with_open_tasks = sa.select(RotationTask.organisation_id).where(
+            RotationTask.state.in_([s.value for s in OPEN_STATES]))
+        organisations = list(session.scalars(
+            sa.select(Organisation).where(sa.or_(Organisation.id.in_(holders), Organisation.id.in_(with_open_tasks)))
+            .order_by(Organisation.id)))
     org_ids = [o.id for o in organisations]
     # One sync of an organisation at a time (the scheduler and a page may sync together): the
     # second waits here, then reads the tasks the first created instead of adding them again.

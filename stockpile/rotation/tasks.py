@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from stockpile.db import begin_write
-from stockpile.inventory.models import Balance, Depot, Organisation, Pool
 from stockpile.rotation import services as rotation
 from stockpile.rotation.models import OPEN_STATES, RotationTask
 
@@ -30,19 +29,12 @@ def refresh_rotation(job: JobContext) -> str:
     """
     with job.session() as session:
         begin_write(session)
-        holders = sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id).where(
-            Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0)
-        with_open_tasks = sa.select(RotationTask.organisation_id).where(RotationTask.state.in_(_OPEN))
-        organisations = list(session.scalars(
-            sa.select(Organisation).where(sa.or_(Organisation.id.in_(holders),
-                                                 Organisation.id.in_(with_open_tasks)))
-            .order_by(Organisation.id)))
-        counts = rotation.sync_tasks(session, today=job.today, organisations=organisations)
+        counts = rotation.sync_tasks(session, today=job.today)
         open_by_state = dict(session.execute(
             sa.select(RotationTask.state, sa.func.count()).where(RotationTask.state.in_(_OPEN))
             .group_by(RotationTask.state)).all())
         session.commit()
     open_text = ", ".join(f"{open_by_state.get(state, 0)} {state}" for state in _OPEN)
-    return (f"{len(organisations)} organisation(s) on {job.today.isoformat()}: "
+    return (f"{job.today.isoformat()}: "
             f"{counts['created']} task(s) created, {counts['updated']} updated, "
             f"{counts['cancelled']} cancelled; open: {open_text}")

@@ -123,3 +123,13 @@ def test_a_refused_swap_leaves_nothing_behind(session):
     assert session.scalar(sa.select(sa.func.count()).select_from(Movement)) == 0
     assert session.scalar(sa.select(sa.func.count()).select_from(Balance)) == 0
 
+
+
+def test_the_full_sync_cancels_tasks_of_an_organisation_whose_last_emergency_lot_has_gone(session, centre):
+    org, depot, tube = centre
+    rotation.sync_tasks(session, today=TODAY)
+    for lot in ("A", "B", "C"):
+        inventory.transfer(session, factories.ctx(), from_depot=depot, from_pool="emergency", to_depot=depot,
+                           to_pool="operational", item=tube, quantity={"A": 1000, "B": 500, "C": 300}[lot],
+                           lot_number=lot)
+    assert rotation.sync_tasks(session, today=TODAY)["cancelled"] == 3
