@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.babel.init_app(app)
 
+    import stockpile.alerts.services  # noqa: F401  (evaluates alerts before each commit that posted stock)
     from stockpile import api, cli, scheduler
     from stockpile.alerts import api as alerts_api
     from stockpile.alerts import views as alerts_views
