@@ -3,6 +3,7 @@ server on localhost, signed; a failing endpoint is retried after the back-off an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -12,14 +13,16 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from stockpile import scheduler
 from stockpile.alerts import notify, tasks
-from stockpile.alerts.models import Alert, Webhook, WebhookDelivery
+from stockpile.alerts.models import Alert, AlertRule, DigestSetting, Webhook, WebhookDelivery
 from stockpile.inventory import services as inventory
+from stockpile.rotation.models import JobRun
 from tests import factories
-from tests.alerts.local_servers import free_port, http_server
+from tests.alerts.local_servers import free_port, http_server, smtp_server
 from tests.factories import TODAY
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
@@ -195,3 +198,88 @@ def test_deliveries_of_an_inactive_webhook_wait(session, world, endpoint):
     hook.active = True
     tasks.deliver_webhooks(session, now=NOW)
     assert delivery.delivered_at == NOW and len(endpoint.hits) == 1
+
+
+# --- run by the scheduler ---------------------------------------------------------------------
+
+@pytest.fixture
+def mailbox():
+    with smtp_server() as box:
+        yield box
+
+
+def run_job(app, name: str, **config) -> JobRun:
+    """Run the registered job ``name`` as the scheduler does, with ``config`` on top of the app's."""
+    rt = scheduler.runtime_for(app)
+    rt = dataclasses.replace(rt, config={**rt.config, **config})
+    return scheduler.run_by_hand(rt, scheduler.job_named(name))
+
+
+def mail_settings(port: int) -> dict[str, object]:
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TLS": "none", "MAIL_FROM": "stockpile@example.org",
+            "PUBLIC_URL": "https://stockpile.example.org"}
+
+
+def test_the_alert_jobs_are_registered():
+    assert {name: scheduler.job_named(name).func for name in ("alerts_scan", "alert_digest", "webhooks")} == {
+        "alerts_scan": tasks.alerts_scan, "alert_digest": tasks.alert_digest, "webhooks": tasks.webhooks}
+
+
+def test_the_digest_job_sends_and_records_its_run(app, session, world, mailbox):
+    opened = notify.utcnow() - dt.timedelta(hours=1)
+    session.add(Alert(key="job:1", rule="expired_on_hand", organisation_id=world.municipality.id,
+                      severity="critical", state="open", message="Lot MUN-9 expired and is on hand.",
+                      first_seen=opened, last_seen=opened, opened_at=opened))
+    session.commit()
+
+    run = run_job(app, "alert_digest", **mail_settings(mailbox.port))
+
+    assert (run.outcome, run.summary) == ("succeeded", "3 digest(s) sent (2 regional summaries)")
+    assert mailbox.recipients == ["admin@example.org", "coordinator@example.org", "municipal@example.org"]
+    assert session.get(DigestSetting, world.users["municipal"].id).last_sent_at == run.started_at
+
+
+def test_a_digest_job_that_cannot_send_is_recorded_as_failed_and_marks_nothing(app, session, world):
+    opened = notify.utcnow() - dt.timedelta(hours=1)
+    session.add(Alert(key="job:2", rule="expired_on_hand", organisation_id=world.centre.id, severity="critical",
+                      state="open", message="Lot SC-9 expired and is on hand.", first_seen=opened, last_seen=opened,
+                      opened_at=opened))
+    session.commit()
+
+    run = run_job(app, "alert_digest", **mail_settings(free_port()))
+
+    assert run.outcome == "failed"
+    assert run.summary.startswith("MailError: 0 digest(s) sent (0 regional summaries); 4 of 4 not sent")
+    assert "Could not connect to the SMTP server 127.0.0.1" in run.summary and "MailError" in run.error
+    assert session.scalars(sa.select(DigestSetting).where(DigestSetting.last_sent_at.is_not(None))).all() == []
+
+
+def test_a_wrong_mail_setting_fails_the_job_saying_which(app, session, world):
+    run = run_job(app, "alert_digest", SMTP_HOST="mail.example.org", SMTP_TLS="yes please",
+                  MAIL_FROM="stockpile@example.org")
+    assert run.outcome == "failed"
+    assert run.summary == "MailError: SMTP_TLS is 'yes please'; use one of none, starttls, ssl."
+
+
+def test_the_scan_and_webhook_jobs_run_under_the_scheduler(app, session, world, endpoint):
+    webhook(session, world.centre, endpoint.url)
+    factories.receive(session, world.centre_depot, world.mask, "M-OLD", TODAY - dt.timedelta(days=3), 40,
+                      today=TODAY - dt.timedelta(days=30))
+    session.commit()
+
+    scan = run_job(app, "alerts_scan")
+    assert scan.outcome == "succeeded" and scan.summary.startswith("Alerts on ")
+    session.execute(sa.delete(WebhookDelivery))  # what the scan and the commit before it queued
+    session.commit()
+
+    rule = session.get(AlertRule, "expired_on_hand")
+    rule.enabled = False
+    session.commit()
+    scan = run_job(app, "alerts_scan")
+    assert re.search(r"[1-9]\d* resolved, .*; 1 webhook deliveries queued$", scan.summary)
+    hooks = run_job(app, "webhooks")
+    assert hooks.outcome == "succeeded"
+    assert hooks.summary == ("1 webhook deliveries due: 1 delivered, 0 failed and to be retried, 0 given up; "
+                             "0 left for the next run")
+    [hit] = endpoint.hits
+    assert verified(hit, "s3cret-of-the-centre")["event"] == "alert.resolved"
