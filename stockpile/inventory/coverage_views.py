@@ -162,8 +162,8 @@ def _context() -> inventory.Context:
     return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
 
 
-def _evaluation_date() -> dt.date:
-    """``?date=YYYY-MM-DD``, else today in the site's time zone."""
+def evaluation_date() -> dt.date:
+    """``?date=YYYY-MM-DD``, else today in the site's time zone (the duty pages use it too)."""
     raw = request.args.get("date", "").strip()
     if not raw:
         return _today()
@@ -323,7 +323,7 @@ def overview() -> Any:
     orgs = _readable_organisations()
     code = request.args.get("organisation", "").strip()
     organisation = _readable_organisation(code) if code else _default_organisation(orgs)
-    today = _evaluation_date()
+    today = evaluation_date()
     scenarios = _scenario_choice()
     if organisation is None:
         return render_template("coverage/overview.html", organisation=None, orgs=orgs, today=today,
@@ -567,7 +567,7 @@ def _item_and_organisation(org_code: str, item_code: str) -> tuple[Organisation,
 def item(org_code: str, item_code: str) -> Any:
     session = db.session
     organisation, the_item = _item_and_organisation(org_code, item_code)
-    today = _evaluation_date()
+    today = evaluation_date()
     scenarios = _scenario_choice()
     asked_weeks = _chart_weeks_asked()
     rows = coverage.evaluate(session, [organisation], today=today, item=the_item, scenario=scenarios.name)
@@ -617,7 +617,7 @@ def baseline(org_code: str, item_code: str) -> Any:
         raise Forbidden(_("You may not change baselines for %(code)s: only those who record stock "
                           "for it and administrators may.", code=organisation.code))
     form = (ManualBaselineForm() if request.method == "POST"
-            else ManualBaselineForm(data={"valid_from": _evaluation_date()}))
+            else ManualBaselineForm(data={"valid_from": evaluation_date()}))
     status = 200
     if form.validate_on_submit():
         try:
@@ -682,7 +682,7 @@ def region() -> Any:
                                   .distinct()))
     code = request.args.get("parent", "").strip()
     parent = _readable_organisation(code, "parent") if code else _default_parent(readable, parents)
-    today = _evaluation_date()
+    today = evaluation_date()
     scenarios = _scenario_choice()
     choices_ = [o for o in readable if o.id in parents]
     if parent is None:

@@ -33,6 +33,7 @@ from stockpile.extensions import db
 from stockpile.inventory import coverage
 from stockpile.inventory import services as inventory
 from stockpile.inventory.coverage import CoverageRow, Status
+from stockpile.inventory.coverage_views import evaluation_date
 from stockpile.inventory.forms import (CRITICALITY_LABELS, PPE_GROUP_LABELS, AnnualUseForm,
                                        CriticalDrugForm, CriticalDrugRemoveForm, DomainForm, option)
 from stockpile.inventory.models import (Baseline, BaselineSource, Category, Item, ItemList,
@@ -147,18 +148,6 @@ def packs(shortfall: int, pack_size: int | None) -> int | None:
 @login_required
 def _signed_in() -> None:
     """Every page here needs a signed-in user."""
-
-
-def _evaluation_date() -> dt.date:
-    """``?date=YYYY-MM-DD`` or today where the stock is."""
-    raw = request.args.get("date", "").strip()
-    if not raw:
-        return inventory.local_today(current_app.config["TIMEZONE"])
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        message = _("%(value)s is not a date; write it as YYYY-MM-DD.", value=raw[:40])
-        raise InvalidInput(message, fields={"date": [message]}) from None
 
 
 def _context() -> inventory.Context:
@@ -322,7 +311,7 @@ def ppe_duty() -> Any:
             status = 422
     else:
         form = None
-    today = _evaluation_date()
+    today = evaluation_date()
     duty = assess_ppe_duty(organisation, coverage.evaluate(session, [organisation], today=today,
                                                     pool=PolicyPool.ALL.value), today)
     if form is None and can_edit:
@@ -342,7 +331,7 @@ def ppe_duty() -> Any:
 def ppe_order_list() -> Response:
     """The order list: one line per item short of its 3-month requirement."""
     organisation, _candidates = _municipality()
-    today = _evaluation_date()
+    today = evaluation_date()
     duty = assess_ppe_duty(organisation, coverage.evaluate(db.session, [organisation], today=today,
                                                     pool=PolicyPool.ALL.value), today)
     out = io.StringIO()
@@ -431,7 +420,7 @@ def critical_drugs() -> Any:
     session = db.session
     organisation, pharmacies = _pharmacy()
     can_edit = _may_edit_list(organisation)
-    today = _evaluation_date()
+    today = evaluation_date()
     status = 200
     form: CriticalDrugForm | None = None
     if request.method == "POST":
