@@ -13,6 +13,7 @@ from stockpile.alerts.models import Alert, AlertRule
 from stockpile.errors import Conflict
 from stockpile.inventory import services as inventory
 from stockpile.rotation import services as rotation
+from stockpile.rotation.models import RotationTask
 from tests import factories
 from tests.factories import TODAY
 
@@ -116,6 +117,12 @@ def test_expiry_erodes_coverage(session, centre):
     scan(session, org)
     alert = open_rules(session, org)["expiry_erodes_coverage"]
     assert "30 days on paper, but only 15 once expiry is counted (150 units will expire unused)" in alert.message
+    # The soon-expiring lot is written off and fresh stock arrives: resolved.
+    inventory.dispose(session, factories.ctx(), depot=depot, pool="operational", item=tube, lot_number="SOON",
+                      quantity=200, reason="other")
+    factories.receive(session, depot, tube, "FRESH", in_days(400), 300)
+    scan(session, org)
+    assert "expiry_erodes_coverage" not in open_rules(session, org) and alert.state == "resolved"
 
 
 def test_lots_expiring_within_the_horizons_without_a_rotation_task(session, centre):
@@ -152,7 +159,13 @@ def test_rotation_task_overdue(session, centre):
     factories.receive(session, depot, tube, "EM", in_days(60), 1000, pool="emergency")  # needs 100 days
     rotation.sync_tasks(session, today=TODAY, organisations=[org])
     scan(session, org)
-    assert "was due to start on" in open_rules(session, org)["rotation_overdue"].message
+    alert = open_rules(session, org)["rotation_overdue"]
+    assert "was due to start on" in alert.message
+    # Carrying the task out closes the condition.
+    task = session.scalar(sa.select(RotationTask).where(RotationTask.organisation_id == org.id))
+    rotation.complete_task(session, factories.ctx(), task=task)
+    scan(session, org)
+    assert alert.state == "resolved"
 
 
 def test_count_discrepancy_above_the_threshold(session, centre):
@@ -184,6 +197,9 @@ def test_critical_drug_below_minimum_names_its_alternatives(session):
     scan(session, pharmacy)
     alert = open_rules(session, pharmacy)["critical_drug_below_min"]
     assert "Alternatives: Midazolam (MIDAZOLAM)." in alert.message and alert.severity == "critical"
+    factories.receive(session, depot, propofol, "P2", in_days(300), 100)  # 20 days ≥ 14
+    scan(session, pharmacy)
+    assert alert.state == "resolved"
 
 
 def test_a_disabled_rule_raises_nothing(session, centre):
