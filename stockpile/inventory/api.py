@@ -24,6 +24,7 @@ from stockpile.inventory import gs1, schemas
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Lot, Movement, MovementKind, Organisation
 from stockpile.rotation import services as rotation
+from stockpile.web import posting_context as _context
 
 bp = Blueprint("inventory_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
@@ -70,11 +71,6 @@ def _writable_depot(code: str, field: str = "depot") -> Depot:
     depot = _find(Depot, code, field)
     auth.require_write(current_user(), depot.organisation)
     return depot
-
-
-def _context(occurred_at: dt.datetime | None = None) -> inventory.Context:
-    return inventory.Context.now(current_user().id, occurred_at=occurred_at,
-                                 timezone=current_app.config["TIMEZONE"])
 
 
 def _recorded(movements: list[Movement], status: int = 201) -> tuple[dict[str, Any], int]:

@@ -14,7 +14,7 @@ from typing import Any
 import marshmallow as ma
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
@@ -24,6 +24,8 @@ from stockpile.inventory import coverage, schemas
 from stockpile.inventory import services as inventory
 from stockpile.inventory.api import _find, _readable_organisation
 from stockpile.inventory.models import Baseline, Item, Organisation, Policy, Scenario
+from stockpile.web import posting_context as _context
+from stockpile.web import today
 
 bp = Blueprint("coverage_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
@@ -40,11 +42,7 @@ _MAX_ID = 2**31 - 1  # ids are INTEGER columns
 
 
 def _today(date: dt.date | None) -> dt.date:
-    return date or inventory.local_today(current_app.config["TIMEZONE"])
-
-
-def _context() -> inventory.Context:
-    return inventory.Context.now(current_user().id, timezone=current_app.config["TIMEZONE"])
+    return date or today()
 
 
 # --- coverage ------------------------------------------------------------------------------

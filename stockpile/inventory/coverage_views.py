@@ -22,7 +22,6 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -68,6 +67,8 @@ from stockpile.inventory.models import (
     Scenario,
     ScenarioFactor,
 )
+from stockpile.web import posting_context as _context
+from stockpile.web import today as _today
 
 bp = Blueprint("coverage", __name__)
 
@@ -153,14 +154,6 @@ def _register_template_helpers(state: Any) -> None:
 
 
 # --- shared helpers ------------------------------------------------------------------------------
-
-def _today() -> dt.date:
-    return inventory.local_today(current_app.config["TIMEZONE"])
-
-
-def _context() -> inventory.Context:
-    return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
-
 
 def evaluation_date() -> dt.date:
     """``?date=YYYY-MM-DD``, else today in the site's time zone (the duty pages use it too)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -39,6 +39,8 @@ from stockpile.inventory.forms import (CRITICALITY_LABELS, PPE_GROUP_LABELS, Ann
 from stockpile.inventory.models import (Baseline, BaselineSource, Category, Item, ItemList,
                                         ItemListChange, ItemListEntry, Organisation,
                                         OrganisationKind, Policy, PolicyPool, PPEGroup)
+from stockpile.web import posting_context as _context
+from stockpile.web import today as _today
 
 bp = Blueprint("duty", __name__)
 
@@ -148,10 +150,6 @@ def packs(shortfall: int, pack_size: int | None) -> int | None:
 @login_required
 def _signed_in() -> None:
     """Every page here needs a signed-in user."""
-
-
-def _context() -> inventory.Context:
-    return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
 
 
 def _organisation(kind: str, none_readable: str, wrong_kind: str) -> tuple[Organisation, list[Organisation]]:
@@ -275,7 +273,7 @@ def ppe_duty() -> Any:
     session = db.session
     organisation, municipalities = _municipality()
     can_edit = auth.can_write(current_user, organisation.id)
-    years_from = inventory.local_today(current_app.config["TIMEZONE"]).year
+    years_from = _today().year
     status = 200
     if request.method == "POST":
         auth.require_write(current_user, organisation)

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -36,6 +36,8 @@ from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LA
 from stockpile.inventory.models import (Balance, Category, Depot, Item, Lot, LotEvent, Movement,
                                         MovementKind, Organisation, Pool)
 from stockpile.rotation import services as rotation
+from stockpile.web import posting_context as _context
+from stockpile.web import today as _today
 
 bp = Blueprint("inventory", __name__)
 
@@ -52,14 +54,6 @@ def _signed_in() -> None:
 
 
 # --- shared helpers -----------------------------------------------------------------------
-
-def _today() -> dt.date:
-    return inventory.local_today(current_app.config["TIMEZONE"])
-
-
-def _context() -> inventory.Context:
-    return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
-
 
 def _readable() -> set[int] | None:
     return auth.readable_organisation_ids(db.session, current_user)

@@ -12,19 +12,20 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
 from stockpile.errors import NotFound
 from stockpile.extensions import csrf, db
-from stockpile.inventory import services as inventory
 from stockpile.inventory.api import _find, _readable_organisation
 from stockpile.inventory.models import Item, Lot, Organisation
 from stockpile.inventory.schemas import MovementOutputSchema
 from stockpile.rotation import schemas
 from stockpile.rotation import services as rotation
 from stockpile.rotation.models import OPEN_STATES, RotationTask
+from stockpile.web import posting_context
+from stockpile.web import today as local_today
 
 bp = Blueprint("rotation_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
@@ -70,7 +71,7 @@ def rotation_plan() -> Response:
     session = db.session
     organisation = _readable_organisation(args["organisation"])
     item = _find(Item, args["item"], "item") if args["item"] else None
-    today = inventory.local_today(current_app.config["TIMEZONE"])
+    today = local_today()
     plans = rotation.rotation_plan(session, [organisation], today=today, item=item,
                                    margin_days=args["margin_days"])
     rows = plan_rows(plans, open_tasks(session, organisation), today, args["margin_days"])
@@ -123,7 +124,7 @@ def complete_task(task_id: int) -> tuple[dict[str, Any], int]:
     data = load(schemas.TaskCompleteInputSchema(), {} if not request.get_data().strip() else None)
     task = _task(task_id)
     auth.require_write(current_user(), task.organisation)
-    ctx = inventory.Context.now(current_user().id, timezone=current_app.config["TIMEZONE"])
+    ctx = posting_context()
     movements = rotation.complete_task(db.session, ctx, task=task, quantity=data["quantity"])
     db.session.expire(task, ["completed_by"])  # set by id in the service; load the user anew
     return {"task": TASK.dump(task), "movements": MOVEMENT.dump(movements, many=True)}, 200

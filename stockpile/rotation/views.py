@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -31,6 +31,8 @@ from stockpile.inventory.models import Balance, Depot, Item, Movement, Organisat
 from stockpile.rotation import services as rotation
 from stockpile.rotation.forms import CompleteTaskForm
 from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
+from stockpile.web import posting_context as _context
+from stockpile.web import today as _today
 
 bp = Blueprint("rotation", __name__)
 
@@ -44,14 +46,6 @@ PLANNED_SHOWN = 10  # the soonest planned tasks shown; the rest behind "Show the
 @login_required
 def _signed_in() -> None:
     """Every page here needs a signed-in user."""
-
-
-def _today() -> dt.date:
-    return inventory.local_today(current_app.config["TIMEZONE"])
-
-
-def _context() -> inventory.Context:
-    return inventory.Context.now(current_user.id, timezone=current_app.config["TIMEZONE"])
 
 
 # --- which organisation --------------------------------------------------------------------
