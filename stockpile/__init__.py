@@ -24,13 +24,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 "(e.g. python -c 'import secrets; print(secrets.token_hex(32))').")
         app.config["SECRET_KEY"] = "insecure-development-key"
 
+    from stockpile.alerts import services as alerts
+
     # Bound here, not imported by name: ``stockpile.db`` is the module, not the extension.
-    extensions.db.init_app(app)
+    # Every session (requests, commands, the scheduler's jobs) evaluates alerts for what its
+    # postings changed, after they committed.
+    extensions.db.init_app(app, after_commit=[alerts.evaluate_after_posting])
     extensions.login_manager.init_app(app)
     extensions.csrf.init_app(app)
     extensions.babel.init_app(app)
 
-    import stockpile.alerts.services  # noqa: F401  (evaluates alerts before each commit that posted stock)
     from stockpile import api, cli, scheduler
     from stockpile.alerts import api as alerts_api
     from stockpile.alerts import views as alerts_views

@@ -7,6 +7,8 @@ import Flask, so the CLI, the scheduler and the tests call them the same way.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class Base(so.DeclarativeBase):
@@ -87,6 +92,40 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+AfterCommit = Callable[[so.Session], None]
+
+
+class Session(so.Session):
+    """A session that runs work which must follow a commit, once the commit has landed.
+
+    Each ``after_commit`` hook is called after the transaction committed and released its locks,
+    in a new transaction of the same session (so what it writes is at once visible to whoever
+    holds the session) that the hook commits itself. A hook that fails is logged and its work
+    rolled back; it never undoes the commit it follows. (SQLAlchemy's own ``after_commit``
+    event cannot run SQL, hence a method.)
+    """
+
+    def __init__(self, *args: Any, after_commit: Sequence[AfterCommit] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.after_commit_hooks = tuple(after_commit)
+        self._in_hooks = False
+
+    def commit(self) -> None:
+        super().commit()
+        if self._in_hooks:  # a hook's own commit
+            return
+        self._in_hooks = True
+        try:
+            for hook in self.after_commit_hooks:
+                try:
+                    hook(self)
+                except Exception:  # noqa: BLE001 - the commit before it stands whatever happens here
+                    self.rollback()
+                    log.exception("%s failed after a commit; the commit stands", hook.__qualname__)
+        finally:
+            self._in_hooks = False
+
+
 WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
 
 
@@ -107,9 +146,11 @@ class Database:
     def __init__(self) -> None:
         self.fixed_session: so.Session | None = None  # tests bind one session to a transaction
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, *, after_commit: Sequence[AfterCommit] = ()) -> None:
+        """Bind the app's database; every session it hands out runs ``after_commit`` (see Session)."""
         engine = make_engine(app.config["DATABASE_URL"])
-        app.extensions["stockpile.db"] = so.sessionmaker(engine, expire_on_commit=False)
+        app.extensions["stockpile.db"] = so.sessionmaker(engine, class_=Session, expire_on_commit=False,
+                                                         after_commit=tuple(after_commit))
         app.teardown_appcontext(self._remove)
 
     @property

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile import create_app
-from stockpile.db import load_models, make_engine, upgrade
+from stockpile.alerts import services as alerts
+from stockpile.db import Session, load_models, make_engine, upgrade
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from tests import factories
@@ -109,12 +110,13 @@ def connection(engine: sa.Engine) -> Iterator[sa.Connection]:
 @pytest.fixture
 def session(connection: sa.Connection) -> Iterator[so.Session]:
     """A session inside the test's transaction; its commits become savepoints, rolled back after.
+Like the app's sessions, it evaluates alerts for what was posted once a commit has landed.
 
     After every test that used it, the ledger invariant is checked: each balance equals the
     sum of its movements (``verify`` finds nothing).
     """
-    sess = so.Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
+    sess = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False,
+                   after_commit=[alerts.evaluate_after_posting])
     yield sess
     if not sess.is_active:
         sess.rollback()

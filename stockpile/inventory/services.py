@@ -171,6 +171,8 @@ class Leg:
     pool: str
     quantity: int
     reversal_of: Movement | None = None
+    # The leg's balance row when the caller has already locked it (the FEFO pick did).
+    locked: Balance | None = None
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,11 @@ def _post(session: so.Session, ctx: Context, kind: MovementKind, legs: Sequence[
     """
     begin_write(session)
     ordered = sorted(legs, key=lambda leg: (leg.lot.id, leg.depot.id, leg.pool))
-    balances = {(leg.lot.id, leg.depot.id, leg.pool): _locked_balance(session, leg.lot, leg.depot, leg.pool)
-                for leg in ordered}
+    balances: dict[tuple[int, int, str], Balance] = {}
+    for leg in ordered:
+        key = (leg.lot.id, leg.depot.id, leg.pool)
+        if key not in balances:
+            balances[key] = leg.locked or _locked_balance(session, leg.lot, leg.depot, leg.pool)
     after: dict[tuple[int, int, str], int] = {key: b.quantity for key, b in balances.items()}
     for leg in legs:
         key = (leg.lot.id, leg.depot.id, leg.pool)
@@ -344,13 +349,13 @@ def issue(session: so.Session, ctx: Context, *, depot: Depot, item: Item, quanti
         reason = _required_text("override_reason", override_reason)
         balance = _named_lot_balance(session, depot, pool, item, lot_number)
         _check_named_lot_usable(balance.lot, ctx, min_days)
-        legs = [Leg(balance.lot, depot, pool, -quantity)]
+        legs = [Leg(balance.lot, depot, pool, -quantity, locked=balance)]
         return _post(session, ctx, MovementKind.ISSUE, legs, reference=reference, reason=reason,
                      flag=flag, recipient=recipient, recipient_organisation=recipient_org,
                      fefo_override=True)
     balances = fefo.stock_lines(session, depot_id=depot.id, pool=pool, item_id=item.id, lock=True)
     picks = fefo.allocate(balances, quantity, ctx.today, min_days)
-    legs = [Leg(p.lot, depot, pool, -p.quantity) for p in picks]
+    legs = [Leg(p.lot, depot, pool, -p.quantity, locked=p.balance) for p in picks]
     return _post(session, ctx, MovementKind.ISSUE, legs, reference=reference, flag=flag,
                  recipient=recipient, recipient_organisation=recipient_org)
 
@@ -379,7 +384,7 @@ def transfer(session: so.Session, ctx: Context, *, from_depot: Depot, from_pool:
         picks = fefo.allocate(balances, quantity, ctx.today)
     legs = []
     for pick in picks:
-        legs.append(Leg(pick.lot, from_depot, from_pool, -pick.quantity))
+        legs.append(Leg(pick.lot, from_depot, from_pool, -pick.quantity, locked=pick.balance))
         legs.append(Leg(pick.lot, to_depot, to_pool, pick.quantity))
     return _post(session, ctx, MovementKind.TRANSFER, legs, reference=reference, reason=reason)
 
@@ -397,7 +402,7 @@ def adjust_to_count(session: so.Session, ctx: Context, *, depot: Depot, pool: st
     delta = counted_quantity - balance.quantity
     if delta == 0:
         return []
-    return _post(session, ctx, MovementKind.ADJUSTMENT, [Leg(balance.lot, depot, pool, delta)],
+    return _post(session, ctx, MovementKind.ADJUSTMENT, [Leg(balance.lot, depot, pool, delta, locked=balance)],
                  reason=reason, reference=reference)
 
 
@@ -409,7 +414,7 @@ def dispose(session: so.Session, ctx: Context, *, depot: Depot, pool: str, item:
     _choice("reason", reason, DisposalReason)
     begin_write(session)
     balance = _named_lot_balance(session, depot, pool, item, lot_number)
-    return _post(session, ctx, MovementKind.DISPOSAL, [Leg(balance.lot, depot, pool, -quantity)],
+    return _post(session, ctx, MovementKind.DISPOSAL, [Leg(balance.lot, depot, pool, -quantity, locked=balance)],
                  reason=reason, reference=reference)
 
 

@@ -7,11 +7,14 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from stockpile.alerts import services as alerts
 from stockpile.alerts.models import Alert, AlertRule
+from stockpile.db import Session
 from stockpile.errors import Conflict
 from stockpile.inventory import services as inventory
+from stockpile.inventory.models import Balance, Depot, Item, Lot
 from stockpile.rotation import services as rotation
 from stockpile.rotation.models import RotationTask
 from tests import factories
@@ -221,3 +224,77 @@ def test_a_withdrawal_opens_the_alert_in_the_same_request(app, client, session, 
     assert response.status_code == 201
     alert = open_rules(session, world.centre)["coverage_below_min"]
     assert "15 days of coverage" in alert.message
+
+
+def test_a_posting_evaluates_only_the_items_it_touched_after_it_committed(session, centre):
+    org, depot, tube = centre
+    gauze = factories.item(session, "GAUZE", "consumable")
+    factories.receive(session, depot, tube, "T1", in_days(400), 400)  # 40 days: fine
+    factories.receive(session, depot, gauze, "G1", in_days(400), 150)
+    session.commit()
+    assert set(open_rules(session, org)) == {"no_baseline"}  # gauze has no baseline yet
+    # A baseline is not a posting: gauze is now 15 days < 21, but nothing evaluates it yet.
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=gauze, weekly_use=70,
+                                  valid_from=in_days(-30))
+    session.commit()
+    inventory.issue(session, factories.ctx(), depot=depot, item=tube, quantity=250)  # tube: 15 days
+    session.commit()
+    below = {a.item_id for a in session.scalars(sa.select(Alert).where(Alert.rule == "coverage_below_min"))}
+    assert below == {tube.id}  # the posting's own pair only
+    scan(session, org)  # the full scan finds the rest
+    below = {a.item_id for a in session.scalars(sa.select(Alert).where(Alert.rule == "coverage_below_min"))}
+    assert below == {tube.id, gauze.id}
+
+
+def test_a_failing_evaluation_never_costs_the_posting(session, centre, monkeypatch, caplog):
+    org, depot, tube = centre
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the alert store is unwell")
+
+    monkeypatch.setattr(alerts, "evaluate", broken)
+    factories.receive(session, depot, tube, "L1", in_days(400), 150)
+    session.commit()
+    assert "evaluate_after_posting failed after a commit; the commit stands" in caplog.text
+    assert "the alert store is unwell" in caplog.text
+    session.rollback()  # nothing of the posting is left to undo
+    assert session.scalar(sa.select(sa.func.sum(Balance.quantity)).join(Balance.lot)
+                          .where(Lot.item_id == tube.id)) == 150
+    assert open_rules(session, org) == {}
+    monkeypatch.undo()
+    inventory.issue(session, factories.ctx(), depot=depot, item=tube, quantity=10)
+    session.commit()  # the next posting's evaluation catches up
+    assert "coverage_below_min" in open_rules(session, org)
+
+
+@pytest.mark.postgres
+def test_the_evaluation_after_a_posting_holds_no_balance_lock(postgres_engine, monkeypatch):
+    maker = so.sessionmaker(postgres_engine, class_=Session, expire_on_commit=False,
+                            after_commit=[alerts.evaluate_after_posting])
+    with maker() as session:
+        org = factories.org(session)
+        depot = factories.depot(session, org)
+        item = factories.item(session, category="consumable")
+        factories.receive(session, depot, item, "LOCK-1", in_days(400), 100)
+        session.commit()
+        balance_id = session.scalar(sa.select(Balance.id).where(Balance.depot_id == depot.id))
+    seen: list[str] = []
+    real = alerts.evaluate
+
+    def evaluate_while_probing(session, organisations, **kwargs):
+        # Another connection may lock the posting's balance row at once (NOWAIT): nothing holds it.
+        with postgres_engine.connect() as other:
+            other.execute(sa.text("SELECT quantity FROM balances WHERE id = :id FOR UPDATE NOWAIT"),
+                          {"id": balance_id})
+            other.rollback()
+        seen.append("probed")
+        return real(session, organisations, **kwargs)
+
+    monkeypatch.setattr(alerts, "evaluate", evaluate_while_probing)
+    with maker() as session:
+        inventory.issue(session, factories.ctx(), depot=session.get(Depot, depot.id),
+                        item=session.get(Item, item.id), quantity=5)
+        session.commit()
+        assert seen == ["probed"]
+        assert session.scalar(sa.select(sa.func.count()).select_from(Alert)
+                              .where(Alert.organisation_id == org.id)) >= 1  # no_baseline, evaluated
