@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 import sqlalchemy.orm as so
 
 from stockpile import create_app
@@ -45,6 +46,22 @@ def _postgres_unavailable(url: str) -> str | None:
     except Exception as exc:  # any failure to connect means "not available here"
         return f"PostgreSQL not reachable at {url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
     return None
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """Every test runs on ``factories.TODAY``: the clock starts at ``factories.NOW`` and ticks on,
+    whatever the machine's date, so ``local_today()``, ``utcnow()`` and the app all agree with the
+    dates the test posts. A test can move it (``clock.move_to(...)``, ``clock.shift(...)``).
+
+    Tests marked ``real_clock`` (they start processes of their own, which read the machine's
+    clock) are left on the real one.
+    """
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    with time_machine.travel(factories.NOW, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(scope="session")

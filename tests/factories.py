@@ -5,24 +5,32 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from itertools import count
+from zoneinfo import ZoneInfo
 
 import sqlalchemy.orm as so
 
 from stockpile.auth import services as auth
 from stockpile.auth.models import User
-from stockpile.db import utcnow
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Movement, Organisation
 
 PASSWORD = "correct horse battery"
 TODAY = dt.date(2026, 11, 23)  # a fixed evaluation date for hand-worked examples
+# The tests' clock (conftest's ``clock`` fixture) starts here, on TODAY, and ticks on.
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+OSLO = ZoneInfo("Europe/Oslo")
 _seq = count(1)
+
+
+def morning(day: dt.date) -> dt.datetime:
+    """09:00 in Oslo on ``day``: when the factories' postings on that day happen."""
+    return dt.datetime.combine(day, dt.time(9), tzinfo=OSLO)
 
 
 def ctx(user: User | None = None, *, today: dt.date = TODAY,
         occurred_at: dt.datetime | None = None) -> inventory.Context:
-    """A posting context on a fixed ``today`` (tests do not depend on the clock)."""
-    return inventory.Context(user.id if user else None, occurred_at or utcnow(), today)
+    """A posting context on ``today``, happening that morning unless ``occurred_at`` says when."""
+    return inventory.Context(user.id if user else None, occurred_at or morning(today), today)
 
 
 def org(session: so.Session, code: str | None = None, kind: str = "supply_centre",

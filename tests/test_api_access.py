@@ -6,11 +6,10 @@ import pytest
 import sqlalchemy as sa
 
 from stockpile.extensions import db
-from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Lot, Movement
 from tests import factories
 
-TODAY = inventory.local_today()
+TODAY = factories.TODAY
 EXPIRY = TODAY + dt.timedelta(days=365)
 
 

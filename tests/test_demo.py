@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+import time_machine
 from click.testing import Result
 from flask import Flask
 
@@ -25,6 +26,7 @@ from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import (Balance, Depot, Item, Lot, LotEvent, Movement, Organisation,
                                         PPEGroup)
+from tests import factories
 
 # Straight from the issue, so the test does not just repeat the module's own lists.
 TRUSTS = {"Akershus universitetssykehus", "Oslo universitetssykehus", "Sykehuset i Vestfold",
@@ -48,7 +50,8 @@ class Loaded:
 
 @pytest.fixture(scope="module")
 def loaded(engine: sa.Engine, database_url: str) -> Iterator[Loaded]:
-    with engine.connect() as connection:
+    # Loaded once for the module, before the per-test clock starts: on the tests' clock too.
+    with time_machine.travel(factories.NOW, tick=True), engine.connect() as connection:
         outer = connection.begin()
         session = so.Session(bind=connection, join_transaction_mode="create_savepoint",
                              expire_on_commit=False)

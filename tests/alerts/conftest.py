@@ -22,7 +22,7 @@ from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Organisation
 from tests import factories
 
-TODAY = inventory.local_today()
+TODAY = factories.TODAY
 
 
 def days(n: int) -> dt.date:

@@ -16,7 +16,6 @@ from stockpile.inventory.models import Baseline, Lot, Policy, Scenario
 from tests import factories
 
 TODAY = factories.TODAY  # 2026-11-23: the fixed evaluation date of the worked examples
-REAL_TODAY = inventory.local_today()  # what the API takes as today without ?date=
 
 
 def day(n: int) -> dt.date:
@@ -118,7 +117,7 @@ def test_coverage_on_another_date(client, duty):
 
 def test_coverage_without_a_date_is_evaluated_today(client, duty):
     [row] = get(client, duty, "municipal", "/coverage", organisation="MUN").get_json()["items"]
-    assert row["evaluated_on"] == REAL_TODAY.isoformat()
+    assert row["evaluated_on"] == TODAY.isoformat()
 
 
 def test_coverage_under_the_pandemic_scenario(client, duty):
@@ -350,7 +349,7 @@ def put_baseline(client, world, who, body, path="/baselines/MUN/MASK", **headers
 
 
 def test_put_manual_baseline(client, world):
-    valid_from = (REAL_TODAY - dt.timedelta(days=30)).isoformat()
+    valid_from = (TODAY - dt.timedelta(days=30)).isoformat()
     response = put_baseline(client, world, "municipal", {"weekly_use": 400, "source": "manual",
                                                          "valid_from": valid_from, "note": "Use in 2025"})
     assert response.status_code == 200, response.get_json()
@@ -365,7 +364,7 @@ def test_put_manual_baseline(client, world):
                                 "valid_from": valid_from, "years_used": None, "years_replaced": None,
                                 "explanation": f"Entered by hand, valid from {valid_from}: Use in 2025"}
     assert (body["organisation"], body["item"], body["no_baseline_reason"]) == ("MUN", "MASK", None)
-    assert body["evaluated_on"] == REAL_TODAY.isoformat()
+    assert body["evaluated_on"] == TODAY.isoformat()
     # Coverage now measures MASK against it (a baseline alone brings the item under the duty).
     [row] = get(client, world, "municipal", "/coverage", organisation="MUN").get_json()["items"]
     assert (row["item"], row["weekly_use"], row["baseline_source"], row["usable"]) == ("MASK", 400.0, "manual", 0)
@@ -380,7 +379,7 @@ def section_8a(year: int) -> dict:
 
 
 def test_put_annual_baseline_with_a_deviating_year(client, world):
-    y = REAL_TODAY.year
+    y = TODAY.year
     response = put_baseline(client, world, "municipal", section_8a(y))
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -397,13 +396,13 @@ def test_put_annual_baseline_with_a_deviating_year(client, world):
 
 
 def test_source_annual_3y_may_be_named(client, world):
-    body = {**section_8a(REAL_TODAY.year), "source": "annual_3y"}
+    body = {**section_8a(TODAY.year), "source": "annual_3y"}
     assert put_baseline(client, world, "municipal", body).get_json()["baseline"]["source"] == "annual_3y"
 
 
 def test_a_manual_baseline_wins_over_a_newer_annual_one(client, world):
     manual = put_baseline(client, world, "municipal", {"weekly_use": 400}).get_json()["baseline"]
-    response = put_baseline(client, world, "municipal", section_8a(REAL_TODAY.year))
+    response = put_baseline(client, world, "municipal", section_8a(TODAY.year))
     body = response.get_json()
     # Stored as asked, but the manual one stays in force: the answer says so.
     assert body["baseline"]["source"] == "annual_3y"
@@ -416,7 +415,7 @@ def test_a_manual_baseline_wins_over_a_newer_annual_one(client, world):
 
 
 def test_a_future_baseline_is_stored_but_not_yet_in_force(client, world):
-    later = REAL_TODAY + dt.timedelta(days=10)
+    later = TODAY + dt.timedelta(days=10)
     body = put_baseline(client, world, "municipal", {"weekly_use": 70, "valid_from": later.isoformat()}).get_json()
     assert body["baseline"]["valid_from"] == later.isoformat()
     assert body["in_force"] is None

@@ -22,7 +22,7 @@ from tests.conftest import login
 # The hand-worked examples of tests/inventory/test_coverage.py are evaluated on this day.
 FIXED = factories.TODAY  # 2026-11-23
 # Pages that record something use the clock (a new baseline is valid from today).
-TODAY = inventory.local_today()
+TODAY = factories.TODAY
 
 
 def fixed(n: int) -> dt.date:

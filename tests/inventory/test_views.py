@@ -16,7 +16,7 @@ from tests import factories
 from tests.conftest import login
 
 
-TODAY = inventory.local_today()
+TODAY = factories.TODAY
 
 
 def days(n: int) -> dt.date:

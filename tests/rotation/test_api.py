@@ -18,7 +18,7 @@ from tests import factories
 
 # The API plans on the real date; the example is built relative to it, so the numbers are those
 # worked by hand in tests/rotation/test_services.py whatever day the tests run.
-TODAY = inventory.local_today()
+TODAY = factories.TODAY
 
 
 def in_days(n: int) -> dt.date:
