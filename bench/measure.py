@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -161,23 +162,29 @@ def sample(fn: Callable[[int], float | None], wanted: int, budget: float, minimu
 _children: list[subprocess.Popen[bytes]] = []
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc`` and its process group (gunicorn's master and workers)."""
+    if proc in _children:
+        _children.remove(proc)
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
 def _stop_children() -> None:
     while _children:
-        proc = _children.pop()
-        if proc.poll() is not None:
-            continue
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
+        _stop(_children[-1])
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
@@ -239,15 +246,21 @@ def discover(url: str) -> DataSet:
             .order_by(Organisation.code))) if region is not None else []
         recipient = session.scalar(sa.select(Organisation.code).where(Organisation.kind == "health_trust")
                                    .order_by(Organisation.code).limit(1))
-        span = session.execute(sa.select(sa.func.min(Movement.occurred_at), sa.func.max(Movement.occurred_at))).one()
+        # The history as built: the postings of earlier measurements left out of its span.
+        built = sa.or_(Movement.reference.is_(None), sa.not_(Movement.reference.startswith("bench/measure.py")))
+        span = session.execute(sa.select(sa.func.min(Movement.occurred_at), sa.func.max(Movement.occurred_at),
+                                         sa.func.count(), sa.func.count().filter(sa.not_(built)))).one()
         counts = {
             "organisations": session.scalar(sa.select(sa.func.count()).select_from(Organisation)),
             "items": session.scalar(sa.select(sa.func.count()).select_from(Item)),
             "lots": session.scalar(sa.select(sa.func.count()).select_from(Lot)),
-            "movements": session.scalar(sa.select(sa.func.count()).select_from(Movement)),
+            "movements": span[2],
+            "measure_movements": span[3],
             "first_movement": span[0].date().isoformat() if span[0] else None,
-            "last_movement": span[1].date().isoformat() if span[1] else None,
+            "last_movement": session.scalar(sa.select(sa.func.max(Movement.occurred_at)).where(built)),
         }
+        if counts["last_movement"] is not None:
+            counts["last_movement"] = counts["last_movement"].date().isoformat()
     if len(items) < 8:
         raise SystemExit(f"{url}: only {len(items)} items at {DEPOT} have a usable lot of {MIN_LOT} or more units.")
     return DataSet(url, engine, engine.dialect.name, today, depot.organisation_id, depot.id, items,
@@ -719,10 +732,8 @@ class Server:
         raise SystemExit(f"gunicorn did not answer on port {self.port}:\n{tail}")
 
     def __exit__(self, *_exc: Any) -> None:
-        if self.proc is not None and self.proc in _children:
-            _children.remove(self.proc)
-            _children.append(self.proc)
-        _stop_children()
+        if self.proc is not None:
+            _stop(self.proc)
 
 
 def request(port: int, method: str, path: str, *, headers: dict[str, str] | None = None,
@@ -908,94 +919,137 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
-def measure_all(url: str, args: argparse.Namespace, log_dir: Path) -> Results:
-    say(f"\n== {url}")
-    ds = discover(url)
-    res = Results(ds)
-    say(f"   {ds.counts['organisations']} organisations, {ds.counts['items']} items, {ds.counts['lots']} lots, "
-        f"{ds.counts['movements']} movements ({ds.counts['first_movement']} … {ds.counts['last_movement']}); "
-        f"{len(ds.items)} items at {DEPOT} with a first lot of ≥ {MIN_LOT}; {len(ds.municipalities)} municipalities")
-    only = args.only
-    if "posting" in only:
-        say("   posting: service vs raw SQL …")
-        res.posting = measure_posting(ds, args.samples, args.budget, args.min_samples, args.show_sql)
-        p = res.posting
-        say(f"     service {p.service.text()}; raw {p.raw.text()}; ratio {p.ratio:.2f}×; "
-            f"after commit {p.after_commit.text()}; {p.statements} statements ({p.after_commit_statements} after "
-            f"commit); {p.checked}")
-    http_figures = {"api_issue", "municipality", "supply_centre", "region", "load"} & set(only)
-    if http_figures:
-        supply = person(ds, "supply_staff", SUPPLY_CENTRE, "supply")
-        coordinator = person(ds, "coordinator", REGION, "coordinator")
-        supply_token, coordinator_token = api_token(ds, supply.email), api_token(ds, coordinator.email)
-        res.notes.append(f"users: {supply.email} (supply staff, {SUPPLY_CENTRE}), {coordinator.email} "
-                         f"(coordinator, {REGION})")
-        with Server(url, LOAD_WORKERS, log_dir) as server:
-            http = Http(server.port)
-            wanted, budget, minimum = args.samples, args.budget, args.min_samples
-            municipalities = ds.municipalities or ["K-0001"]
-            if "api_issue" in only:
-                codes = [s.code for s in ds.items]
-                reference = "bench/measure.py api_issue"
+@dataclass
+class Site:
+    """One data set served by its own gunicorn, with the users' credentials for it."""
 
-                def post(i: int) -> float:
-                    status, body, took = http.issue(supply_token, codes[(i * 7) % len(codes)], reference=reference)
-                    if status != 201:
-                        raise SystemExit(f"POST /api/v1/issues: {status} {body[:300]!r}")
-                    return took
-                say("   POST /api/v1/issues …")
-                warm(post, 8)
-                res.http["api_issue"] = sample(post, wanted, budget, minimum)
-                say(f"     {res.http['api_issue'].text()}")
-            if "municipality" in only:
-                cookie = sign_in(server.port, coordinator)
-                pages = {
-                    "municipality_api": lambda code: http.get(f"/api/v1/coverage?organisation={code}",
-                                                              token=coordinator_token),
-                    "municipality_duty": lambda code: http.get(f"/duty/ppe?organisation={code}", cookie=cookie),
-                    "municipality_page": lambda code: http.get(f"/coverage?organisation={code}", cookie=cookie),
-                }
-                for name, fn in pages.items():
-                    say(f"   {name} …")
-                    warm(lambda i, fn=fn: fn(municipalities[(i * 37) % len(municipalities)]), 8)
-                    res.http[name] = sample(lambda i, fn=fn: fn(municipalities[(i * 13 + 5) % len(municipalities)]),
-                                            wanted, budget, minimum)
-                    say(f"     {res.http[name].text()}")
-            if "supply_centre" in only:
-                say("   supply centre coverage …")
-                fn = lambda _i: http.get(f"/api/v1/coverage?organisation={SUPPLY_CENTRE}", token=supply_token)  # noqa: E731
-                warm(fn, 4)
-                res.http["supply_centre"] = sample(fn, wanted, budget, minimum)
-                say(f"     {res.http['supply_centre'].text()}")
-            if "region" in only:
-                cookie = sign_in(server.port, coordinator)
-                for name, fn in {
-                    "region_api": lambda _i: http.get(f"/api/v1/coverage/summary?parent={REGION}",
-                                                      token=coordinator_token),
-                    "region_page": lambda _i: http.get(f"/coverage/region?parent={REGION}", cookie=cookie),
-                }.items():
-                    say(f"   {name} …")
-                    warm(fn, 4)
-                    res.http[name] = sample(fn, wanted, budget, minimum)
-                    say(f"     {res.http[name].text()}")
+    res: Results
+    http: Http
+    supply_token: str
+    coordinator_token: str
+    coordinator: Person
+    cookie: str | None = None
+
+    @property
+    def ds(self) -> DataSet:
+        return self.res.ds
+
+    def page_cookie(self) -> str:
+        if self.cookie is None:
+            self.cookie = sign_in(self.http.port, self.coordinator)
+        return self.cookie
+
+
+def _latency_figures(only: Sequence[str]) -> list[tuple[str, int, Callable[[Site, int], float]]]:
+    """(name, warm-up requests, request i on a site) for each HTTP latency figure asked for."""
+    def issue(site: Site, i: int) -> float:
+        codes = site.ds.items
+        status, body, took = site.http.issue(site.supply_token, codes[(i * 7) % len(codes)].code,
+                                             reference="bench/measure.py api_issue")
+        if status != 201:
+            raise SystemExit(f"POST /api/v1/issues on {site.ds.url}: {status} {body[:300]!r}")
+        return took
+
+    def municipality(i: int, site: Site) -> str:
+        found = site.ds.municipalities or ["K-0001"]
+        return found[(i * 13 + 5) % len(found)]
+
+    figures: list[tuple[str, int, Callable[[Site, int], float]]] = []
+    if "api_issue" in only:
+        figures.append(("api_issue", 8, issue))
+    if "municipality" in only:
+        figures += [
+            ("municipality_api", 8, lambda site, i: site.http.get(
+                f"/api/v1/coverage?organisation={municipality(i, site)}", token=site.coordinator_token)),
+            ("municipality_duty", 8, lambda site, i: site.http.get(
+                f"/duty/ppe?organisation={municipality(i, site)}", cookie=site.page_cookie())),
+            ("municipality_page", 8, lambda site, i: site.http.get(
+                f"/coverage?organisation={municipality(i, site)}", cookie=site.page_cookie())),
+        ]
+    if "supply_centre" in only:
+        figures.append(("supply_centre", 4, lambda site, i: site.http.get(
+            f"/api/v1/coverage?organisation={SUPPLY_CENTRE}", token=site.supply_token)))
+    if "region" in only:
+        figures += [
+            ("region_api", 4, lambda site, i: site.http.get(
+                f"/api/v1/coverage/summary?parent={REGION}", token=site.coordinator_token)),
+            ("region_page", 4, lambda site, i: site.http.get(
+                f"/coverage/region?parent={REGION}", cookie=site.page_cookie())),
+        ]
+    return figures
+
+
+def measure(urls: Sequence[str], args: argparse.Namespace, log_dir: Path) -> list[Results]:
+    """Every figure asked for on every data set. Latencies are sampled alternately on the data
+    sets (each served by its own gunicorn, only one answering at a time), so a change in the
+    machine's background load touches both histories alike; the rest runs one data set at a time."""
+    only = args.only
+    results = []
+    for url in urls:
+        ds = discover(url)
+        res = Results(ds)
+        res.notes.append(f"load average when starting on {url}: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+        say(f"{url}: {ds.counts['organisations']} organisations, {ds.counts['items']} items, {ds.counts['lots']} lots, "
+            f"{ds.counts['movements']} movements ({ds.counts['first_movement']} … {ds.counts['last_movement']}); "
+            f"{len(ds.items)} items at {DEPOT} with a first lot of ≥ {MIN_LOT}; {len(ds.municipalities)} municipalities")
+        results.append(res)
+
+    if "posting" in only:
+        for res in results:
+            say(f"posting, service vs raw SQL — {res.ds.url}")
+            res.posting = p = measure_posting(res.ds, args.samples, args.budget, args.min_samples, args.show_sql)
+            say(f"   service {p.service.text()}; raw {p.raw.text()}; ratio {p.ratio:.2f}×; after commit "
+                f"{p.after_commit.text()}; {p.statements} statements ({p.after_commit_statements} after commit); "
+                f"{p.checked}")
+
+    latency = _latency_figures(only)
+    if latency or "load" in only:
+        with contextlib.ExitStack() as stack:
+            sites = []
+            for res in results:
+                supply = person(res.ds, "supply_staff", SUPPLY_CENTRE, "supply")
+                coordinator = person(res.ds, "coordinator", REGION, "coordinator")
+                res.notes.append(f"users: {supply.email} (supply staff, {SUPPLY_CENTRE}), {coordinator.email} "
+                                 f"(coordinator, {REGION})")
+                server = stack.enter_context(Server(res.ds.url, LOAD_WORKERS, log_dir))
+                sites.append(Site(res, Http(server.port), api_token(res.ds, supply.email),
+                                  api_token(res.ds, coordinator.email), coordinator))
+            for name, warm_count, fn in latency:
+                say(f"{name} …")
+                for site in sites:
+                    warm(lambda i, site=site: fn(site, i), warm_count)
+                timings = [Timing() for _ in sites]
+                began = time.monotonic()
+                for i in range(args.samples):
+                    if i >= args.min_samples and time.monotonic() - began > args.budget * len(sites):
+                        break
+                    order = list(range(len(sites))) if i % 2 == 0 else list(reversed(range(len(sites))))
+                    for k in order:
+                        timings[k].samples.append(fn(sites[k], i))
+                for site, timing in zip(sites, timings):
+                    site.res.http[name] = timing
+                    say(f"   {site.ds.url}: {timing.text()}")
             if "load" in only:
-                if ds.dialect != "postgresql":
-                    res.load_skipped = "PostgreSQL only"
-                else:
-                    say(f"   {LOAD_CLIENTS} clients × {LOAD_SECONDS:.0f} s …")
-                    warm(lambda i: http.issue(supply_token, ds.items[i].code, reference="bench/measure.py warm"), 8)
-                    res.load = measure_load(ds, server.port, supply_token, ds.items)
-                    lr = res.load
-                    say(f"     {lr.in_window} postings answered within {LOAD_SECONDS:.0f} s = {lr.rate:.1f}/s "
+                for site in sites:
+                    if site.ds.dialect != "postgresql":
+                        site.res.load_skipped = "PostgreSQL only"
+                        continue
+                    say(f"{LOAD_CLIENTS} clients × {LOAD_SECONDS:.0f} s — {site.ds.url}")
+                    warm(lambda i, site=site: site.http.issue(site.supply_token, site.ds.items[i].code,
+                                                              reference="bench/measure.py warm"), 8)
+                    site.res.load = lr = measure_load(site.ds, site.http.port, site.supply_token, site.ds.items)
+                    say(f"   {lr.in_window} postings answered within {LOAD_SECONDS:.0f} s = {lr.rate:.1f}/s "
                         f"({lr.ok} in all, the last after {lr.seconds:.1f} s); errors {sum(lr.errors.values())} "
                         f"{lr.errors or ''}; insufficient stock {lr.insufficient}; client CPU {lr.client_cpu:.0%} "
                         f"of a core; {lr.verify}")
+
     if "nightly" in only:
-        say("   nightly jobs, twice …")
-        res.nightly = measure_nightly(url)
-        for n, times in enumerate(res.nightly.runs, start=1):
-            say(f"     run {n}: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
-    return res
+        for res in results:
+            say(f"nightly jobs, twice — {res.ds.url}")
+            res.nightly = measure_nightly(res.ds.url)
+            for n, times in enumerate(res.nightly.runs, start=1):
+                say(f"   run {n}: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    return results
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -1146,7 +1200,8 @@ def machine(results: list[Results]) -> list[str]:
     for label, r in zip(("3 years", "6 years"), results):
         c = r.ds.counts
         lines.append(f"data set ({label}): {r.ds.url} — {c['organisations']} organisations, {c['items']} items, "
-                     f"{c['lots']} lots, {c['movements']} movements from {c['first_movement']} to {c['last_movement']}")
+                     f"{c['lots']} lots, {c['movements']} movements from {c['first_movement']} to {c['last_movement']} "
+                     f"({c['measure_movements']} of them posted by earlier measurements)")
     return lines
 
 
@@ -1175,10 +1230,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "stockpile-measure"
     log_dir.mkdir(parents=True, exist_ok=True)
-    results = []
     try:
-        for url in [args.url] + ([args.url6] if args.url6 else []):
-            results.append(measure_all(url, args, log_dir))
+        results = measure([args.url] + ([args.url6] if args.url6 else []), args, log_dir)
     finally:
         _stop_children()
     setting = machine(results)
