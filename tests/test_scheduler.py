@@ -226,8 +226,22 @@ def test_lock_keys_are_stable_64_bit_integers():
 
 # --- two scheduler processes on one database ---------------------------------------------------
 
+def _process_env(**settings: str) -> dict[str, str]:
+    """The environment for a scheduler process of a test, without libfaketime.
+
+    Under ``faketime`` (docs/testing.md) Python's timed waits never return — glibc's
+    ``sem_clockwait``, behind ``threading.Event.wait``, is not faked — so APScheduler would never
+    fire. The processes run on the real clock; these tests compare only times they wrote.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+    preload = [lib for lib in env.pop("LD_PRELOAD", "").split(":") if lib and "faketime" not in lib]
+    if preload:
+        env["LD_PRELOAD"] = ":".join(preload)
+    return {**env, **settings}
+
+
 def _start(url: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
+    env = _process_env(DATABASE_URL=url, PYTHONPATH=str(REPO))
     with log.open("w") as out:  # the child writes to its own copy of the file descriptor
         return subprocess.Popen([sys.executable, "-m", "tests.scheduler_process"], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=out)
@@ -359,7 +373,7 @@ def test_flask_scheduler_command_runs_until_sigterm(tmp_path):
     upgrade(engine)
     engine.dispose()
     log = tmp_path / "command.log"
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "scheduler-test"}
+    env = _process_env(DATABASE_URL=url, SECRET_KEY="scheduler-test")
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "stockpile", "scheduler"], cwd=REPO,
                                    env=env, stdout=subprocess.DEVNULL, stderr=out)
