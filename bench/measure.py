@@ -1196,12 +1196,11 @@ def machine(results: list[Results]) -> list[str]:
                 databases.append(conn.scalar(sa.text("SELECT version()")).split(" on ")[0])
         else:
             databases.append(f"SQLite {sqlite3.sqlite_version}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    commit, dirty = STARTED["commit"], STARTED["dirty"]
+    changed = f" (the working tree had uncommitted changes to {', '.join(dirty)})" if dirty else ""
     lines = [
-        f"date: {dt.datetime.now().astimezone().isoformat(timespec='minutes')}",
-        f"commit: {commit}{' (with uncommitted changes in the working tree)' if dirty else ''}",
+        f"date: {STARTED['date']} (start)",
+        f"commit: {commit}{changed}",
         f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu}, {mem_kb / 1024 / 1024:.0f} GiB RAM",
         f"Python {platform.python_version()}, {', '.join(databases)}, SQLAlchemy {sa.__version__}",
         "command: " + " ".join(["bench/measure.py"] + sys.argv[1:]),
@@ -1212,6 +1211,18 @@ def machine(results: list[Results]) -> list[str]:
                      f"{c['lots']} lots, {c['movements']} movements from {c['first_movement']} to {c['last_movement']} "
                      f"({c['measure_movements']} of them posted by earlier measurements)")
     return lines
+
+
+STARTED: dict[str, Any] = {}
+
+
+def record_start() -> None:
+    """The code being measured: HEAD and the files changed in the working tree, at the start."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    STARTED["date"] = dt.datetime.now().astimezone().isoformat(timespec="minutes")
+    STARTED["commit"] = git("rev-parse", "--short", "HEAD")
+    STARTED["dirty"] = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
 
 
 def say(text: str) -> None:
@@ -1237,6 +1248,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(sorted(unknown))}; choose from {', '.join(FIGURES)}")
     signal.signal(signal.SIGTERM, _on_signal)
+    record_start()
     log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "stockpile-measure"
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
