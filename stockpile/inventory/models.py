@@ -203,6 +203,8 @@ class Balance(Base):
         sa.CheckConstraint("quantity >= 0", name="quantity_not_negative"),
         sa.CheckConstraint(_in("pool", Pool), name="pool"),
         sa.Index("ix_balances_depot_pool", "depot_id", "pool"),
+        sa.Index("ix_balances_on_hand", "depot_id", "pool", postgresql_where=sa.text("quantity > 0"),
+                 sqlite_where=sa.text("quantity > 0")),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -224,7 +226,7 @@ class Movement(Base):
         sa.CheckConstraint(_in("pool", Pool), name="pool"),
         sa.CheckConstraint("quantity <> 0", name="quantity_not_zero"),
         sa.CheckConstraint(f"flag IS NULL OR {_in('flag', IssueFlag)}", name="flag"),
-        sa.Index("ix_movements_lot_depot_pool", "lot_id", "depot_id", "pool"),
+        sa.Index("ix_movements_lot_depot_pool_occurred", "lot_id", "depot_id", "pool", "occurred_at"),
         sa.Index("ix_movements_depot_occurred", "depot_id", "occurred_at"),
     )
 
