@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 from decimal import Decimal
 from fractions import Fraction
 
@@ -124,6 +125,9 @@ def weeks(days: Fraction | None) -> float | None:
 
 import sqlalchemy as sa  # noqa: E402  (the arithmetic above needs no database)
 import sqlalchemy.orm as so  # noqa: E402
+from sqlalchemy.ext.compiler import compiles  # noqa: E402
+from sqlalchemy.sql.compiler import SQLCompiler  # noqa: E402
+from sqlalchemy.sql.functions import FunctionElement  # noqa: E402
 
 from stockpile.inventory.models import (Balance, Baseline, BaselineSource, Depot, Item,  # noqa: E402
                                         ItemList, ItemListEntry, IssueFlag, Lot, LotStatus,
@@ -167,82 +171,227 @@ class ComputedUse:
                 f"{self.window_days} (at least {MIN_IN_STOCK_DAYS} needed for a computed baseline).")
 
 
+def _ids(ids: Iterable[int]) -> sa.BindParameter[list[int]]:
+    """Ids for ``column.in_(…)`` written into the statement: a supply centre's 3,000 item ids as
+    bound parameters cost far more to send and plan than as text (they are integers: nothing to
+    quote)."""
+    return sa.bindparam("ids", sorted(ids), expanding=True, literal_execute=True, unique=True)
+
+
 def stored_baselines(session: so.Session, organisation_ids: Iterable[int], today: dt.date,
                      item_ids: Iterable[int] | None = None) -> dict[tuple[int, int, str], Baseline]:
-    """The newest manual and § 8a baseline valid on ``today`` per (organisation, item, source)."""
-    stmt = (sa.select(Baseline).where(Baseline.organisation_id.in_(list(organisation_ids)),
-                                      Baseline.valid_from <= today)
-            .order_by(Baseline.valid_from, Baseline.id))
+    """The stored baseline in force on ``today`` per (organisation, item), keyed (organisation,
+    item, source): the newest manual one valid on ``today`` when there is one (it wins), else the
+    newest § 8a one. Chosen in SQL, so older versions and a § 8a row under a manual one (and its
+    audit columns) are never loaded."""
+    ranked = (sa.select(Baseline.id, sa.func.row_number().over(
+                  partition_by=(Baseline.organisation_id, Baseline.item_id),
+                  order_by=(sa.case((Baseline.source == BaselineSource.MANUAL.value, 0), else_=1),
+                            Baseline.valid_from.desc(), Baseline.id.desc())).label("rank"))
+              .where(Baseline.organisation_id.in_(_ids(organisation_ids)), Baseline.valid_from <= today))
     if item_ids is not None:
-        stmt = stmt.where(Baseline.item_id.in_(list(item_ids)))
-    found: dict[tuple[int, int, str], Baseline] = {}
-    for baseline in session.scalars(stmt):
-        found[(baseline.organisation_id, baseline.item_id, baseline.source)] = baseline  # newest last
-    return found
+        ranked = ranked.where(Baseline.item_id.in_(_ids(item_ids)))
+    in_force = ranked.subquery()
+    stmt = sa.select(Baseline).join(in_force, sa.and_(in_force.c.id == Baseline.id, in_force.c.rank == 1))
+    return {(b.organisation_id, b.item_id, b.source): b for b in session.scalars(stmt)}
+
+
+class _LotStock(NamedTuple):
+    """What one lot holds now in one pool, summed over an organisation's depots."""
+
+    organisation_id: int
+    item_id: int
+    pool: str
+    lot_id: int
+    expiry: dt.date | None
+    status: str
+    quantity: int
+
+
+def _stock_by_lot(session: so.Session, org_ids: Iterable[int], item_ids: Iterable[int] | None = None,
+                  pool: str | None = None) -> list[_LotStock]:
+    """Every lot on hand (balance above zero) at ``org_ids``, any status and expiry: one read of
+    the balances serves usable stock, what is held, and the computed baseline's closing stock."""
+    stmt = (sa.select(Depot.organisation_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry, Lot.status,
+                      sa.cast(sa.func.sum(Balance.quantity), sa.BigInteger))
+            .select_from(Balance).join(Balance.lot).join(Balance.depot)
+            .where(Depot.organisation_id.in_(_ids(org_ids)), Balance.quantity > 0)
+            .group_by(Depot.organisation_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry, Lot.status))
+    if item_ids is not None:
+        stmt = stmt.where(Lot.item_id.in_(_ids(item_ids)))
+    if pool is not None:
+        stmt = stmt.where(Balance.pool == pool)
+    return [_LotStock(*row) for row in session.execute(stmt).all()]
+
+
+def _usable(lot: _LotStock, today: dt.date) -> bool:
+    return lot.status == LotStatus.AVAILABLE.value and (lot.expiry is None or lot.expiry >= today)
+
+
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+_NEVER = dt.date.max.toordinal() - _EPOCH  # a lot without expiry: usable on every day
 
 
 def computed_use(session: so.Session, organisation_ids: Iterable[int], today: dt.date,
-                 window_weeks: int = DEFAULT_WINDOW_WEEKS,
-                 item_ids: Iterable[int] | None = None) -> dict[tuple[int, int], ComputedUse]:
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS, item_ids: Iterable[int] | None = None, *,
+                 pairs: Iterable[tuple[int, int]] | None = None) -> dict[tuple[int, int], ComputedUse]:
     """Per (organisation, item): units issued with flag ``normal`` in the ``window_weeks`` before
     ``today``, and the days of that window on which usable operational stock was on hand.
 
+    ``pairs``, when given, limits the reading and the result to those (organisation, item) pairs.
     A day counts as in stock when usable stock (lots not expired on that day) was on hand at its
-    start, or when something was issued that day. Two queries for all pairs: opening stock per
-    lot, and the window's movements; then one pass per pair.
+    start, or when a normal issue happened that day. A reversal counts on the day of the movement
+    it reverses, so a reversed issue never happened. Pairs with neither stock at the window's
+    start nor movements in it are left out. Two queries whatever the length of the ledger: the
+    lots on hand now, and the movements since the window began.
     """
-    org_ids = list(organisation_ids)
+    org_ids, items, wanted = _scope(organisation_ids, item_ids, pairs)
+    if not org_ids or (items is not None and not items):
+        return {}
+    on_hand = _stock_by_lot(session, org_ids, items, Pool.OPERATIONAL.value)
+    return _computed_use(session, org_ids, items, wanted, today, window_weeks, on_hand)
+
+
+def _scope(organisation_ids: Iterable[int], item_ids: Iterable[int] | None,
+           pairs: Iterable[tuple[int, int]] | None) -> tuple[set[int], set[int] | None, set[tuple[int, int]] | None]:
+    org_ids = set(organisation_ids)
+    items = set(item_ids) if item_ids is not None else None
+    if pairs is None:
+        return org_ids, items, None
+    wanted = {(o, i) for o, i in pairs if o in org_ids and (items is None or i in items)}
+    return {o for o, _ in wanted}, {i for _, i in wanted}, wanted
+
+
+class _utc_day(FunctionElement[int]):
+    """The UTC calendar day of a timestamp as days since 1970-01-01: a whole number each
+    database computes, so movements are summed per day in SQL."""
+
+    type = sa.Integer()
+    name = "utc_day"
+    inherit_cache = True
+
+
+@compiles(_utc_day)
+def _utc_day_sqlite(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps UTC timestamps as naive ISO text; julianday of a date is 2440587.5 on 1970-01-01.
+    return f"CAST(julianday(date({compiler.process(element.clauses, **kw)})) - 2440587.5 AS INTEGER)"
+
+
+@compiles(_utc_day, "postgresql")
+def _utc_day_postgresql(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE) - DATE '1970-01-01')"
+
+
+def _computed_use(session: so.Session, org_ids: set[int], items: set[int] | None,
+                  wanted: set[tuple[int, int]] | None, today: dt.date, window_weeks: int,
+                  on_hand: Iterable[_LotStock]) -> dict[tuple[int, int], ComputedUse]:
+    """``computed_use`` from the operational lots on hand now (``on_hand``; other pools are
+    ignored): the stock at the window's start is what is on hand now less every movement that
+    counts from the window's start on, so the ledger before the window is never read."""
     start = today - dt.timedelta(weeks=window_weeks)
-    window_days = (today - start).days
     tz_start = dt.datetime.combine(start, dt.time(), tzinfo=dt.timezone.utc)
-    tz_end = dt.datetime.combine(today, dt.time(), tzinfo=dt.timezone.utc)
-    scope = [Depot.organisation_id.in_(org_ids), Movement.pool == Pool.OPERATIONAL.value]
-    if item_ids is not None:
-        scope.append(Lot.item_id.in_(list(item_ids)))
-    base = sa.select().select_from(Movement).join(Movement.depot).join(Movement.lot).where(*scope)
-    opening = session.execute(
-        base.add_columns(Depot.organisation_id, Lot.item_id, Lot.expiry, sa.func.sum(Movement.quantity))
-        .where(Movement.occurred_at < tz_start)
-        .group_by(Depot.organisation_id, Lot.item_id, Lot.id, Lot.expiry))
-    window = session.execute(
-        base.add_columns(Depot.organisation_id, Lot.item_id, Lot.expiry, Movement.occurred_at,
-                         Movement.quantity, Movement.kind, Movement.flag)
-        .where(Movement.occurred_at >= tz_start, Movement.occurred_at < tz_end)
-        .order_by(Movement.occurred_at))
+    first, end = start.toordinal() - _EPOCH, today.toordinal() - _EPOCH  # days since 1970-01-01
+    original = so.aliased(Movement)
+    # The day a movement counts on: its own, or for a reversal that of the movement it reverses.
+    # A reversal occurs after its original, so every movement counting from the window's start
+    # on occurred since then too; a reversal of a movement from before the window belongs to the
+    # stock at the window's start. Summed per lot expiry and day in SQL.
+    day = _utc_day(sa.func.coalesce(original.occurred_at, Movement.occurred_at))
+    normal = sa.and_(Movement.kind == MovementKind.ISSUE.value, Movement.flag == IssueFlag.NORMAL.value)
+    since = (sa.select(Depot.organisation_id, Lot.item_id, Lot.expiry, day,
+                       sa.cast(sa.func.sum(Movement.quantity), sa.BigInteger),
+                       sa.cast(sa.func.sum(sa.case((normal, Movement.quantity), else_=0)), sa.BigInteger))
+             .select_from(Movement).join(Movement.depot).join(Movement.lot)
+             .outerjoin(original, original.id == Movement.reversal_of_id)
+             .where(Depot.organisation_id.in_(_ids(org_ids)), Movement.pool == Pool.OPERATIONAL.value,
+                    Movement.occurred_at >= tz_start)
+             .group_by(Depot.organisation_id, Lot.item_id, Lot.expiry, day))
+    if items is not None:
+        since = since.where(Lot.item_id.in_(_ids(items)))
 
-    lots: dict[tuple[int, int], list[list]] = {}
-    for org_id, item_id, expiry, quantity in opening:
-        if quantity:
-            lots.setdefault((org_id, item_id), []).append([expiry, int(quantity), None])
-    events: dict[tuple[int, int], list[tuple[dt.date, dt.date | None, int, bool]]] = {}
-    for org_id, item_id, expiry, occurred_at, quantity, kind, flag in window:
-        normal_issue = kind == MovementKind.ISSUE.value and flag == IssueFlag.NORMAL.value
-        day = occurred_at.date()
-        events.setdefault((org_id, item_id), []).append((day, expiry, int(quantity), normal_issue))
+    days: dict[dt.date | None, int] = {None: _NEVER}  # expiry → days since 1970-01-01
 
+    def epoch_day(expiry: dt.date | None) -> int:
+        found = days.get(expiry)
+        if found is None:
+            found = days[expiry] = expiry.toordinal() - _EPOCH  # type: ignore[union-attr]
+        return found
+
+    events: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+    # Tens of thousands of rows at a supply centre and nothing to map to objects: run on the
+    # connection (the session was flushed by the read of the balances just before).
+    for org_id, item_id, expiry, when, quantity, normal_quantity in session.connection().execute(since).all():
+        if when < first:
+            continue  # a reversal of a movement from before the window: part of the opening stock
+        key = (org_id, item_id)
+        if wanted is not None and key not in wanted:
+            continue
+        found = events.get(key)
+        if found is None:
+            found = events[key] = []
+        found.append((when, epoch_day(expiry), quantity, normal_quantity))
+    stock_now: dict[tuple[int, int], dict[int, int]] = {}
+    for lot in on_hand:
+        key = (lot.organisation_id, lot.item_id)
+        if lot.pool == Pool.OPERATIONAL.value and (wanted is None or key in wanted):
+            pair = stock_now.setdefault(key, {})
+            expiry = epoch_day(lot.expiry)
+            pair[expiry] = pair.get(expiry, 0) + lot.quantity
+
+    window_days = end - first
     result: dict[tuple[int, int], ComputedUse] = {}
-    for key in set(lots) | set(events):
-        stock: dict[dt.date | None, int] = {}
-        for expiry, quantity, _ in lots.get(key, []):
-            stock[expiry] = stock.get(expiry, 0) + quantity
-        by_day: dict[dt.date, list[tuple[dt.date | None, int, bool]]] = {}
-        for day, expiry, quantity, normal_issue in events.get(key, []):
-            by_day.setdefault(day, []).append((expiry, quantity, normal_issue))
-        issued = 0
-        in_stock = 0
-        for offset in range(window_days):
-            day = start + dt.timedelta(days=offset)
-            usable_at_start = sum(q for expiry, q in stock.items() if q > 0 and (expiry is None or expiry >= day))
-            issued_today = False
-            for expiry, quantity, normal_issue in by_day.get(day, []):
-                stock[expiry] = stock.get(expiry, 0) + quantity
-                if normal_issue:
-                    issued -= quantity  # issues are negative; their reversals positive
-                    issued_today = issued_today or quantity < 0
-            if usable_at_start > 0 or issued_today:
-                in_stock += 1
-        result[key] = ComputedUse(max(issued, 0), in_stock, window_days)
+    for key in stock_now.keys() | events.keys():
+        stock = dict(stock_now.get(key, ()))
+        in_window = []
+        for event in events.get(key, ()):
+            stock[event[1]] = stock.get(event[1], 0) - event[2]  # back to the window's start
+            if event[0] < end:
+                in_window.append(event)
+        stock = {expiry: quantity for expiry, quantity in stock.items() if quantity}
+        if stock or in_window:
+            issued, in_stock = _walk(stock, in_window, first, end)
+            result[key] = ComputedUse(max(issued, 0), in_stock, window_days)
     return result
+
+
+def _walk(stock: dict[int, int], events: list[tuple[int, int, int, int]], first: int,
+          end: int) -> tuple[int, int]:
+    """Normal issues (net of their reversals) and in-stock days over the days ``first`` to
+    ``end − 1``, from ``stock`` (expiry → quantity) at the start of ``first``; days and expiries
+    are whole numbers of days;
+    ``events`` are (day, expiry, quantity, of which normal issues).
+
+    Usable stock is kept as a running total, changed only on the days something happens or
+    something expires; the days in between are counted together. A lot counts through the end
+    of its expiry day, and only positive stock counts.
+    """
+    by_day: dict[int, list[tuple[int, int, int]]] = {}
+    for day, expiry, quantity, normal_quantity in events:
+        by_day.setdefault(day, []).append((expiry, quantity, normal_quantity))
+    expiring = sorted({e for e in stock if e >= first} | {e for _, e, _, _ in events if e >= first})
+    usable = sum(q for e, q in stock.items() if e >= first and q > 0)
+    days = sorted({first} | set(by_day) | {e + 1 for e in expiring if e + 1 < end})
+    gone = 0  # expiring[:gone] no longer count
+    issued = in_stock = 0
+    for n, day in enumerate(days):
+        while gone < len(expiring) and expiring[gone] < day:
+            usable -= max(stock.get(expiring[gone], 0), 0)
+            gone += 1
+        on_hand_at_start = usable > 0
+        net_normal = 0
+        for expiry, quantity, normal_quantity in by_day.get(day, ()):
+            before = stock.get(expiry, 0)
+            stock[expiry] = before + quantity
+            if expiry >= day:
+                usable += max(before + quantity, 0) - max(before, 0)
+            net_normal += normal_quantity  # issues are negative; their reversals positive
+        issued -= net_normal
+        if on_hand_at_start or net_normal < 0:
+            in_stock += 1
+        following = days[n + 1] if n + 1 < len(days) else end
+        if usable > 0:  # nothing happens and nothing expires until the next day listed
+            in_stock += following - day - 1
+    return issued, in_stock
 
 
 def baseline_in_force(stored: dict[tuple[int, int, str], Baseline], computed: dict[tuple[int, int], ComputedUse],
@@ -367,8 +516,11 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     A category policy covers the items the organisation holds or has a baseline for; a list
     policy the items on the organisation's list with that code; an item policy its item. Of the
     policies meeting the same organisation, item and pool, the most specific wins. A list entry's
-    own minimum days replaces the policy's minimum (and target, if lower). Stock comes from one
-    grouped query and baselines from two; the expiry simulation runs once per row.
+    own minimum days replaces the policy's minimum (and target, if lower). A fixed number of
+    queries whatever the number of organisations, items and movements: policies, the lots on
+    hand, the stored baselines in force, list entries, the items reported, and the movements of
+    the computed baselines' window (only for pairs without a stored baseline); the expiry
+    simulation runs once per row.
     """
     orgs = {o.id: o for o in organisations}
     if not orgs:
@@ -378,76 +530,80 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     policies = [p for p in session.scalars(sa.select(Policy).where(Policy.active).order_by(Policy.id))
                 if pool is None or p.pool == pool]
 
-    usable_by_lot = (sa.select(Depot.organisation_id, Lot.item_id, Balance.pool, Lot.expiry,
-                               sa.func.sum(Balance.quantity))
-                     .select_from(Balance).join(Balance.lot).join(Balance.depot)
-                     .where(Depot.organisation_id.in_(org_ids), Balance.quantity > 0,
-                            Lot.status == LotStatus.AVAILABLE.value,
-                            sa.or_(Lot.expiry.is_(None), Lot.expiry >= today))
-                     .group_by(Depot.organisation_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry))
-    held_any = (sa.select(Depot.organisation_id, Lot.item_id).distinct()
-                .select_from(Balance).join(Balance.lot).join(Balance.depot)
-                .where(Depot.organisation_id.in_(org_ids), Balance.quantity > 0))
-    if item is not None:
-        usable_by_lot = usable_by_lot.where(Lot.item_id == item.id)
-        held_any = held_any.where(Lot.item_id == item.id)
-    stock: dict[tuple[int, int, str], list[LotQuantity]] = {}
-    for org_id, item_id, lot_pool, expiry, quantity in session.execute(usable_by_lot):
-        stock.setdefault((org_id, item_id, lot_pool), []).append(LotQuantity(expiry, int(quantity)))
-    held = {(o, i) for o, i in session.execute(held_any)}
-
     item_filter = [item.id] if item is not None else None
+    on_hand = _stock_by_lot(session, org_ids, item_filter)
+    stock: dict[tuple[int, int, str], list[LotQuantity]] = {}
+    held: set[tuple[int, int]] = set()
+    for lot in on_hand:
+        held.add((lot.organisation_id, lot.item_id))
+        if _usable(lot, today):
+            stock.setdefault((lot.organisation_id, lot.item_id, lot.pool), []).append(
+                LotQuantity(lot.expiry, lot.quantity))
+
     stored = stored_baselines(session, org_ids, today, item_filter)
     held |= {(o, i) for o, i, _ in stored}
     entries: dict[tuple[int, str], dict[int, ItemListEntry]] = {}
     for entry in session.scalars(sa.select(ItemListEntry).join(ItemListEntry.item_list)
-                                 .where(ItemList.organisation_id.in_(org_ids))
+                                 .where(ItemList.organisation_id.in_(_ids(org_ids)))
                                  .options(so.contains_eager(ItemListEntry.item_list))):
         entries.setdefault((entry.item_list.organisation_id, entry.item_list.code), {})[entry.item_id] = entry
 
+    # Category policies need the category of what is held: read for those items only.
+    categories: dict[int, str] = {}
+    if held and any(p.category for p in policies):
+        held_items = {i for _, i in held}
+        categories = dict(session.execute(sa.select(Item.id, Item.category).where(Item.id.in_(_ids(held_items)))).all())
+    held_by_category: dict[tuple[int, str], list[int]] = {}
+    for org_id, item_id in sorted(held):
+        if item_id in categories:
+            held_by_category.setdefault((org_id, categories[item_id]), []).append(item_id)
+
     # Which (org, item, pool) each policy reaches; keep the most specific per key.
     chosen: dict[tuple[int, int, str], tuple[Policy, ItemListEntry | None]] = {}
-    items_by_category: dict[str, list[int]] = {}
-    all_items = {i.id: i for i in session.scalars(sa.select(Item).where(Item.id == item.id) if item is not None
-                                                   else sa.select(Item))}
-    for i in all_items.values():
-        items_by_category.setdefault(i.category, []).append(i.id)
     for org in orgs.values():
         for policy in policies:
             if not _matches(policy, org):
                 continue
             reached: list[tuple[int, ItemListEntry | None]]
             if policy.item_id:
-                reached = [(policy.item_id, None)] if policy.item_id in all_items else []
+                reached = [(policy.item_id, None)]
             elif policy.item_list:
-                reached = [(i, e) for i, e in entries.get((org.id, policy.item_list), {}).items() if i in all_items]
+                reached = list(entries.get((org.id, policy.item_list), {}).items())
             else:
-                reached = [(i, None) for i in items_by_category.get(policy.category or "", []) if (org.id, i) in held]
+                reached = [(i, None) for i in held_by_category.get((org.id, policy.category or ""), [])]
             for item_id, entry in reached:
+                if item is not None and item_id != item.id:
+                    continue
                 key = (org.id, item_id, policy.pool)
                 if key not in chosen or _specificity(policy) > _specificity(chosen[key][0]):
                     chosen[key] = (policy, entry)
+    if not chosen:
+        return []
 
     pairs = {(o, i) for o, i, _ in chosen}
+    reported = {i for _, i in pairs}
+    items = ({item.id: item} if item is not None else
+             {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(_ids(reported))))})
     needs_computed = {p for p in pairs if (p[0], p[1], BaselineSource.MANUAL.value) not in stored
                       and (p[0], p[1], BaselineSource.ANNUAL_3Y.value) not in stored}
-    computed = computed_use(session, {o for o, _ in needs_computed}, today, window_weeks,
-                            {i for _, i in needs_computed}) if needs_computed else {}
+    computed = (_computed_use(session, {o for o, _ in needs_computed}, {i for _, i in needs_computed},
+                              needs_computed, today, window_weeks, on_hand) if needs_computed else {})
 
+    # A policy's days as exact fractions, once per policy rather than once per row.
+    limits = {p.id: (exact(p.min_days), exact(p.target_days), exact(p.max_days) if p.max_days is not None else None)
+              for p in policies}
     rows = []
     for (org_id, item_id, policy_pool), (policy, entry) in chosen.items():
-        the_item = all_items[item_id]
+        the_item = items[item_id]
         pools = [Pool.OPERATIONAL.value, Pool.EMERGENCY.value] if policy_pool == PolicyPool.ALL else [policy_pool]
         lots = tuple(lot for p in pools for lot in stock.get((org_id, item_id, p), []))
         usable = sum(lot.quantity for lot in lots)
         baseline, reason = baseline_in_force(stored, computed, org_id, item_id)
         factor = _factor(factors, the_item)
-        min_days = exact(policy.min_days)
-        target_days = exact(policy.target_days)
+        min_days, target_days, max_days = limits[policy.id]
         if entry is not None and entry.min_days is not None:
             min_days = exact(entry.min_days)
             target_days = max(target_days, min_days)
-        max_days = exact(policy.max_days) if policy.max_days is not None else None
         rate = daily_rate(baseline.weekly_use, factor) if baseline else None
         if baseline is not None and rate is None:
             reason = (f"Normal use in force is zero a week ({baseline.explanation}): "
@@ -493,14 +649,54 @@ def projection(lots: Iterable[LotQuantity], rate: Fraction | None, today: dt.dat
 def falls_below_min_on(row: CoverageRow, horizon_days: int = 730) -> dt.date | None:
     """The first day on which the stock left (used at the row's rate, lots expiring) covers less
     than the minimum days; ``today`` if it already does; ``None`` without a baseline or when it
-    stays above within ``horizon_days``."""
+    stays above within ``horizon_days``.
+
+    The same days as reading ``projection`` day by day, without running it: the stock at the
+    start of each day never rises, so the first day below the minimum is found by halving the
+    horizon, reading the stock of a day from the lots' FEFO schedule.
+    """
     rate = row.rate
     if rate is None:
         return None
-    for day, stock in projection(row.lots, rate, row.evaluated_on, horizon_days):
-        if stock / rate < row.min_days:
-            return day
-    return None
+    stock_on = _stock_on_day(row.lots, rate, row.evaluated_on)
+    floor = row.min_days * rate  # stock / rate < min_days  ⇔  stock < min_days · rate
+    if stock_on(horizon_days) >= floor:
+        return None
+    low, high = 0, horizon_days  # the answer lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if stock_on(middle) < floor:
+            high = middle
+        else:
+            low = middle + 1
+    return row.evaluated_on + dt.timedelta(days=low)
+
+
+def _stock_on_day(lots: Iterable[LotQuantity], rate: Fraction, today: dt.date) -> Callable[[int], Fraction]:
+    """``k → usable stock at the start of day k`` (day 0 is ``today``) when the lots are used
+    FEFO at ``rate`` a day and each is lost at the end of its expiry day, as ``projection`` has it.
+
+    As in ``expiry_aware``, each lot is used from the time ``start`` the lots before it are used
+    up or lost until the time ``stop`` it is used up or lost itself; at the start of day ``k`` a
+    lot not yet lost (``k < d``, ``d`` = days to its expiry + 1) holds
+    ``q − rate · (min(max(k, start), stop) − start)``.
+    """
+    schedule: list[tuple[Fraction, Fraction, Fraction, int | None]] = []  # q, start, stop, d
+    t = Fraction(0)
+    for lot in sorted((lot for lot in lots if lot.quantity > 0),
+                      key=lambda lot: (lot.expiry is None, lot.expiry or dt.date.max)):
+        q = Fraction(lot.quantity)
+        d = (lot.expiry - today).days + 1 if lot.expiry is not None else None
+        start = t
+        if d is None or t < d:
+            t = t + q / rate if d is None else min(t + q / rate, Fraction(d))
+        schedule.append((q, start, t, d))
+
+    def stock(k: int) -> Fraction:
+        return sum((q - rate * (min(max(Fraction(k), start), stop) - start)
+                    for q, start, stop, d in schedule if d is None or k < d), Fraction(0))
+
+    return stock
 
 
 @dataclass(frozen=True)
@@ -583,23 +779,25 @@ class ItemCoverage:
 def item_coverage(session: so.Session, organisation: Organisation, items: Iterable[Item], *,
                   today: dt.date, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> dict[int, ItemCoverage]:
     """Usable stock (all pools), baseline in force and days of coverage of ``items`` at one
-    organisation, by item id."""
+    organisation, by item id. The ledger is read only for items without a stored baseline."""
     wanted = {i.id: i for i in items}
     if not wanted:
         return {}
-    usable = dict(session.execute(
-        sa.select(Lot.item_id, sa.func.sum(Balance.quantity))
-        .select_from(Balance).join(Balance.lot).join(Balance.depot)
-        .where(Depot.organisation_id == organisation.id, Lot.item_id.in_(list(wanted)),
-               Balance.quantity > 0, Lot.status == LotStatus.AVAILABLE.value,
-               sa.or_(Lot.expiry.is_(None), Lot.expiry >= today))
-        .group_by(Lot.item_id)).all())
+    on_hand = _stock_by_lot(session, [organisation.id], list(wanted))
+    usable: dict[int, int] = {}
+    for lot in on_hand:
+        if _usable(lot, today):
+            usable[lot.item_id] = usable.get(lot.item_id, 0) + lot.quantity
     stored = stored_baselines(session, [organisation.id], today, list(wanted))
-    computed = computed_use(session, [organisation.id], today, window_weeks, list(wanted))
+    needs_computed = {(organisation.id, i) for i in wanted
+                      if not any((organisation.id, i, source) in stored
+                                 for source in (BaselineSource.MANUAL.value, BaselineSource.ANNUAL_3Y.value))}
+    computed = (_computed_use(session, {organisation.id}, {i for _, i in needs_computed}, needs_computed,
+                              today, window_weeks, on_hand) if needs_computed else {})
     result = {}
     for item_id, item in wanted.items():
         baseline, _ = baseline_in_force(stored, computed, organisation.id, item_id)
-        quantity = int(usable.get(item_id, 0))
+        quantity = usable.get(item_id, 0)
         rate = daily_rate(baseline.weekly_use) if baseline else None
         result[item_id] = ItemCoverage(item, quantity, baseline, coverage_days(quantity, rate))
     return result

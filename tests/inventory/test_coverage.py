@@ -358,3 +358,215 @@ def test_a_member_with_nothing_under_a_policy_counts_as_not_meeting_it(session):
     members = coverage.members_of(session, region)
     summaries = coverage.summarise(coverage.evaluate(session, members, today=TODAY), members)
     assert {(s.organisation.code, s.items, s.meets_target) for s in summaries} == {("K1", 1, True), ("K2", 0, False)}
+
+
+# --- the computed baseline reads the window only; reversals count on their original's day ----
+
+WINDOW_START = TODAY - dt.timedelta(weeks=13)  # 2026-08-24: the 91-day window is [start, today)
+
+
+def on(offset: int) -> dt.date:
+    """The date ``offset`` days after the window's start."""
+    return WINDOW_START + dt.timedelta(days=offset)
+
+
+def issue_on(session, depot, item, offset: int, quantity: int, flag: str = "normal"):
+    return inventory.issue(session, factories.ctx(today=on(offset), occurred_at=noon(on(offset))),
+                           depot=depot, item=item, quantity=quantity, flag=flag)
+
+
+def reverse_on(session, movements, when: dt.date):
+    [movement] = movements
+    return inventory.reverse(session, factories.ctx(today=when, occurred_at=noon(when)),
+                             movement=movement, reason="posted by mistake")
+
+
+def test_a_reversed_issue_inside_the_window_never_happened(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    twin = factories.item(session, "TWIN", "consumable")  # the same without the mistake
+    for item, lot in ((tube, "T"), (twin, "W")):
+        factories.receive(session, depot, item, lot, dt.date(2028, 1, 1), 300, today=on(-1),
+                          occurred_at=noon(on(-1)))
+    issue_on(session, depot, tube, 0, 70)
+    issue_on(session, depot, twin, 0, 70)
+    mistake = issue_on(session, depot, tube, 20, 230)  # takes all 230 left: stock-out from day 21
+    reverse_on(session, mistake, on(25))
+    for offset in (40, 80):
+        issue_on(session, depot, tube, offset, 70)
+        issue_on(session, depot, twin, offset, 70)
+    use = coverage.computed_use(session, [org.id], TODAY)
+    # Netted on day 20 the mistake never happened: 300 → 230 → 160 → 90, never out of stock.
+    # 210 issued over all 91 days: 210 · 7 / 91 = 210/13 ≈ 16.2 a week. (Reversal netted on the
+    # day it was recorded, days 21–25 would have been stock-out days: 210 · 7 / 86.)
+    assert use[(org.id, tube.id)] == use[(org.id, twin.id)] == coverage.ComputedUse(210, 91, 91)
+    rows = rows_by(coverage.evaluate(session, [org], today=TODAY), "item")
+    assert rows[("TUBE",)].baseline.weekly_use == Fraction(210, 13)
+    assert rows[("TUBE",)].baseline.explanation == "210 issued (normal) over 91 in-stock days of the last 91"
+
+
+def test_an_issue_reversed_today_never_counts_even_though_the_window_ends_yesterday(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    factories.receive(session, depot, tube, "T", dt.date(2028, 1, 1), 1000, today=on(-1),
+                      occurred_at=noon(on(-1)))
+    for offset in (0, 40, 80):
+        issue_on(session, depot, tube, offset, 70)
+    mistake = issue_on(session, depot, tube, 45, 500)
+    reverse_on(session, mistake, TODAY)  # recorded today: after the window [start, today)
+    [row] = coverage.evaluate(session, [org], today=TODAY)
+    # 210 issued over 91 in-stock days: 210/13 ≈ 16.2 a week, as if the 500 had never been
+    # issued. (Counted until the reversal enters the window, it was 710/13 ≈ 54.6 a week.)
+    assert row.baseline.source == "computed" and row.baseline.weekly_use == Fraction(210, 13)
+    # The day after, the window [start + 1, today + 1) has left day 0's issue behind and now
+    # holds the reversal too: 2 × 70 = 140 issued, 140/13 a week — still without the 500.
+    [tomorrow] = coverage.evaluate(session, [org], today=day(1))
+    assert tomorrow.baseline.weekly_use == Fraction(140, 13)
+
+
+def test_a_reversal_inside_the_window_of_an_issue_before_it_does_not_lower_use(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    factories.receive(session, depot, tube, "T", dt.date(2028, 1, 1), 1000, today=on(-10),
+                      occurred_at=noon(on(-10)))
+    before_window = issue_on(session, depot, tube, -5, 100)
+    reverse_on(session, before_window, on(10))
+    for offset in (0, 40, 80):
+        issue_on(session, depot, tube, offset, 70)
+    use = coverage.computed_use(session, [org.id], TODAY)[(org.id, tube.id)]
+    # The reversed issue (day −5) and its reversal (day 10) both belong before the window: the
+    # window sees 1000 on hand at its start and 3 × 70 issued over 91 in-stock days, 210/13 a
+    # week — not (210 − 100) · 7 / 91 = 110/13, as when the reversal counted on day 10.
+    assert use == coverage.ComputedUse(210, 91, 91)
+
+
+def test_history_before_the_window_matters_only_through_the_stock_at_its_start(session, centre):
+    org, depot = centre
+    old = factories.item(session, "OLD", "consumable")    # two years of history
+    fresh = factories.item(session, "FRESH", "consumable")  # the same stock, received just before
+    first = WINDOW_START - dt.timedelta(days=730)
+    factories.receive(session, depot, old, "O1", dt.date(2029, 1, 1), 5000, today=first, occurred_at=noon(first))
+    for week in range(104):  # 40 a week for two years, one of them reversed, one count
+        when = first + dt.timedelta(weeks=week, days=1)
+        movements = inventory.issue(session, factories.ctx(today=when, occurred_at=noon(when)),
+                                    depot=depot, item=old, quantity=40)
+        if week == 50:
+            reverse_on(session, movements, when + dt.timedelta(days=2))
+    inventory.adjust_to_count(session, factories.ctx(today=on(-3), occurred_at=noon(on(-3))), depot=depot,
+                              pool="operational", item=old, lot_number="O1", counted_quantity=880,
+                              reason="stock count")
+    factories.receive(session, depot, fresh, "F1", dt.date(2029, 1, 1), 880, today=on(-1), occurred_at=noon(on(-1)))
+    for item in (old, fresh):
+        for offset in range(0, 91, 7):  # 13 issues of 60: 780, leaving 100
+            issue_on(session, depot, item, offset, 60)
+    use = coverage.computed_use(session, [org.id], TODAY)
+    # 880 on hand at the window's start either way; 780 issued over 91 in-stock days = 60 a week.
+    assert use[(org.id, old.id)] == use[(org.id, fresh.id)] == coverage.ComputedUse(780, 91, 91)
+
+
+def test_stock_out_and_expiry_days_inside_the_window(session, centre):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    factories.receive(session, depot, tube, "SHORT", on(29), 100, today=on(-1), occurred_at=noon(on(-1)))
+    issue_on(session, depot, tube, 10, 40)
+    # SHORT expires at the end of day 29 with 60 left: days 30–49 hold nothing usable.
+    factories.receive(session, depot, tube, "LONG", dt.date(2028, 1, 1), 200, today=on(50), occurred_at=noon(on(50)))
+    issue_on(session, depot, tube, 60, 30)
+    use = coverage.computed_use(session, [org.id], TODAY)[(org.id, tube.id)]
+    # In stock days 0–29 (30) and 51–90 (40; day 50 starts empty, LONG arrives at noon): 70 days.
+    assert use == coverage.ComputedUse(70, 70, 91)
+
+
+def test_item_coverage_reads_the_ledger_only_for_items_without_a_stored_baseline(session, centre, engine):
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    factories.receive(session, depot, tube, "T", dt.date(2028, 1, 1), 100)
+    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+                                  valid_from=day(-30))
+    with counted(engine) as statements:
+        found = coverage.item_coverage(session, org, [tube], today=TODAY)[tube.id]
+    assert (found.baseline.source, found.days) == ("manual", 10)
+    assert not any("movements" in s for s in statements)
+
+
+class counted:
+    """The SQL statements run inside the block (``before_cursor_execute``)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _count(self, _conn, _cursor, statement, *_args) -> None:
+        self.statements.append(statement)
+
+    def __enter__(self) -> list[str]:
+        sa.event.listen(self.engine, "before_cursor_execute", self._count)
+        return self.statements
+
+    def __exit__(self, *_exc) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+def test_evaluate_runs_as_many_statements_for_one_item_as_for_many(session, centre, engine):
+    org, depot = centre
+    ctx = factories.ctx()
+    emergency = inventory.item_list_for(session, org, "emergency")
+
+    def add_items(codes, lots, with_history):
+        for code in codes:
+            item = factories.item(session, code, "consumable")
+            inventory.save_list_entry(session, ctx, item_list=emergency, item=item)
+            for n in range(lots):
+                factories.receive(session, depot, item, f"{code}-{n}", dt.date(2028, 1, 1 + n), 500,
+                                  today=on(-1), occurred_at=noon(on(-1)))
+            factories.receive(session, depot, item, f"{code}-E", dt.date(2029, 1, 1), 50, pool="emergency",
+                              today=on(-1), occurred_at=noon(on(-1)))
+            if with_history:
+                for offset in range(0, 91, 10):
+                    issue_on(session, depot, item, offset, 5)
+                for week in range(3):
+                    inventory.set_manual_baseline(session, ctx, organisation=org, item=item,
+                                                  weekly_use=10 + week, valid_from=day(-30 + week))
+
+    add_items(["A1"], 1, False)
+    with counted(engine) as small:
+        assert len(coverage.evaluate(session, [org], today=TODAY)) == 2
+    add_items([f"B{n}" for n in range(12)], 3, True)
+    add_items([f"C{n}" for n in range(12)], 2, False)
+    with counted(engine) as large:
+        assert len(coverage.evaluate(session, [org], today=TODAY)) == 2 * 25
+    assert len(small) == len(large) <= 7
+
+
+# --- falls_below_min_on: the same days as reading the projection day by day ------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def falls_below_min_day_by_day(row, horizon_days: int = 730) -> dt.date | None:
+    """The former implementation: run the projection a day at a time (the reference)."""
+    rate = row.rate
+    if rate is None:
+        return None
+    for when, stock in coverage.projection(row.lots, rate, row.evaluated_on, horizon_days):
+        if stock / rate < row.min_days:
+            return when
+    return None
+
+
+lots_strategy = st.lists(st.builds(
+    coverage.LotQuantity,
+    st.one_of(st.none(), st.integers(-3, 400).map(day)),
+    st.integers(-5, 3000)), max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lots=lots_strategy, weekly=st.integers(0, 20_000), factor=st.sampled_from([1, 2, 4, Fraction(1, 3)]),
+       min_days=st.sampled_from([0, 1, 14, 21, Fraction(913125, 10000), 84, 168]), horizon=st.integers(0, 500))
+def test_falls_below_min_on_matches_the_day_by_day_projection(lots, weekly, factor, min_days, horizon):
+    row = SimpleNamespace(lots=tuple(lots), rate=coverage.daily_rate(Fraction(weekly, 10), factor),
+                          evaluated_on=TODAY, min_days=Fraction(min_days))
+    assert coverage.falls_below_min_on(row, horizon) == falls_below_min_day_by_day(row, horizon)
