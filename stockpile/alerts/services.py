@@ -74,8 +74,7 @@ def conditions(session: so.Session, organisations: Sequence[Organisation], *, to
         if code in on and (items is None or item_id in items):
             found.append(Condition(code, org_id, item_id, lot_id, severity or on[code].severity, message, qualifier))
 
-    rows = [r for r in coverage.evaluate(session, organisations, today=today)
-            if items is None or r.item.id in items]
+    rows = coverage.evaluate(session, organisations, today=today, item_ids=items)
     falling_days = int(on["coverage_falling"].params.get("within_days", 14)) if "coverage_falling" in on else 0
     alternatives = _critical_drug_alternatives(session, org_ids)
     for row in rows:
@@ -138,9 +137,12 @@ def _lot_conditions(session: so.Session, org_ids: list[int], today: dt.date, on:
             .group_by(Depot.organisation_id, Lot.id).options(so.joinedload(Lot.item)))
     if items is not None:
         stmt = stmt.where(Lot.item_id.in_(items))
-    covered = set(session.execute(
-        sa.select(RotationTask.organisation_id, RotationTask.lot_id)
-        .where(RotationTask.organisation_id.in_(org_ids), RotationTask.state.in_([s.value for s in OPEN_STATES]))).all())
+    open_tasks = (sa.select(RotationTask.organisation_id, RotationTask.lot_id)
+                  .where(RotationTask.organisation_id.in_(org_ids),
+                         RotationTask.state.in_([s.value for s in OPEN_STATES])))
+    if items is not None:
+        open_tasks = open_tasks.where(RotationTask.item_id.in_(items))
+    covered = set(session.execute(open_tasks).all())
     found = []
     for org_id, lot, quantity in session.execute(stmt).unique():
         assert lot.expiry is not None

@@ -509,9 +509,10 @@ def _factor(factors: dict[tuple[str, int | str], Fraction], item: Item) -> Fract
 
 
 def evaluate(session: so.Session, organisations: Iterable[Organisation], *, today: dt.date,
-             item: Item | None = None, pool: str | None = None, scenario: str | None = None,
-             window_weeks: int = DEFAULT_WINDOW_WEEKS) -> list[CoverageRow]:
-    """Coverage rows for every organisation × item × policy that applies.
+             item: Item | None = None, item_ids: Iterable[int] | None = None, pool: str | None = None,
+             scenario: str | None = None, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> list[CoverageRow]:
+    """Coverage rows for every organisation × item × policy that applies (only of ``item``, or of
+    the items ``item_ids``, when given: what the evaluation after a posting asks for).
 
     A category policy covers the items the organisation holds or has a baseline for; a list
     policy the items on the organisation's list with that code; an item policy its item. Of the
@@ -530,7 +531,9 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     policies = [p for p in session.scalars(sa.select(Policy).where(Policy.active).order_by(Policy.id))
                 if pool is None or p.pool == pool]
 
-    item_filter = [item.id] if item is not None else None
+    item_filter = {item.id} if item is not None else set(item_ids) if item_ids is not None else None
+    if item_filter is not None and not item_filter:
+        return []
     on_hand = _stock_by_lot(session, org_ids, item_filter)
     stock: dict[tuple[int, int, str], list[LotQuantity]] = {}
     held: set[tuple[int, int]] = set()
@@ -572,7 +575,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
             else:
                 reached = [(i, None) for i in held_by_category.get((org.id, policy.category or ""), [])]
             for item_id, entry in reached:
-                if item is not None and item_id != item.id:
+                if item_filter is not None and item_id not in item_filter:
                     continue
                 key = (org.id, item_id, policy.pool)
                 if key not in chosen or _specificity(policy) > _specificity(chosen[key][0]):

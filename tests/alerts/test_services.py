@@ -298,3 +298,34 @@ def test_the_evaluation_after_a_posting_holds_no_balance_lock(postgres_engine, m
         assert seen == ["probed"]
         assert session.scalar(sa.select(sa.func.count()).select_from(Alert)
                               .where(Alert.organisation_id == org.id)) >= 1  # no_baseline, evaluated
+
+
+def test_the_evaluation_after_a_posting_costs_the_same_whatever_the_organisation_holds(session, engine):
+    """30 items or 300: a posting of one item runs the same statements after its commit."""
+
+    def statements_after_one_posting(n_items: int) -> int:
+        org = factories.org(session, kind="supply_centre")
+        depot = factories.depot(session, org)
+        items = [factories.item(session, category="consumable") for _ in range(n_items)]
+        for n, item in enumerate(items):
+            inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=item,
+                                          weekly_use=70, valid_from=in_days(-30))
+            factories.receive(session, depot, item, f"L{n}", in_days(100 + n), 300)
+        session.commit()
+        inventory.issue(session, factories.ctx(), depot=depot, item=items[0], quantity=1)
+        session.flush()
+        seen: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            seen.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            session.commit()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        return len(seen)
+
+    few = statements_after_one_posting(30)
+    assert few > 8  # the commit, then the evaluation's reads and writes
+    assert statements_after_one_posting(300) == few
