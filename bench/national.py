@@ -83,10 +83,13 @@ import sqlalchemy.orm as so
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# Imported up front (not when the jobs run) so that one build runs one version of the code.
+from stockpile.alerts import services as alerts  # noqa: E402
 from stockpile.auth import services as auth  # noqa: E402
 from stockpile.db import begin_write, make_engine, upgrade  # noqa: E402
 from stockpile.inventory import coverage  # noqa: E402
 from stockpile.inventory import services as inventory  # noqa: E402
+from stockpile.rotation import services as rotation  # noqa: E402
 from stockpile.inventory.models import (Baseline, BaselineSource, Category, Depot,  # noqa: E402
                                         DisposalReason, IssueFlag, Item, LotEventKind, LotStatus,
                                         MovementKind, Organisation, OrganisationKind, Pool, PPEGroup)
@@ -1282,9 +1285,6 @@ class Build:
         self.timings["analyze"] = time.perf_counter() - began
 
         if not skip_jobs:
-            from stockpile.alerts import services as alerts
-            from stockpile.rotation import services as rotation
-
             began = time.perf_counter()
             with so.Session(s.get_bind()) as jobs:
                 begin_write(jobs)
