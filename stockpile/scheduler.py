@@ -52,6 +52,7 @@ from stockpile.auth import services as auth
 from stockpile.db import begin_write, utcnow
 from stockpile.errors import Conflict, NotFound
 from stockpile.extensions import db
+from stockpile.inventory import tasks as inventory_tasks
 from stockpile.rotation import tasks as rotation_tasks
 from stockpile.rotation.models import JobLease, JobOutcome, JobRun
 
@@ -122,7 +123,8 @@ def cleanup_job_runs(job: JobContext) -> str:
 # rotation hourly at half past: the 00:30 run moves tasks into due/overdue for the new day, the
 # 05:30 run has the lists fresh before the working day, and the day's receipts and issues are in
 # the plan within the hour. alerts_scan ten minutes later, so overdue tasks are seen; the digest
-# at 07:00, after the morning's scans; webhooks every minute, the first retry's back-off.
+# at 07:00, after the morning's scans; webhooks every minute, the first retry's back-off;
+# computed_use just after midnight, when yesterday's kept computed baselines stop counting.
 JOBS: tuple[Job, ...] = (
     Job("rotation", rotation_tasks.refresh_rotation, "30 * * * *",
         _l("Re-plans rotation for every organisation holding emergency stock and brings the "
@@ -137,6 +139,9 @@ JOBS: tuple[Job, ...] = (
         misfire_grace=dt.timedelta(minutes=1)),
     Job("job_runs_cleanup", cleanup_job_runs, "15 3 * * *",
         _l("Deletes the records of job runs older than 90 days.")),
+    Job("computed_use", inventory_tasks.keep_computed_use, "5 0 * * *",
+        _l("Computes the new day's computed baselines of every organisation and keeps them, so "
+           "coverage pages need not read the last 13 weeks of movements.")),
 )
 
 

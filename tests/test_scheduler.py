@@ -148,7 +148,7 @@ def test_latest_tick_in_oslo_time():
 
 def test_the_registry():
     names = [j.name for j in scheduler.JOBS]
-    assert names == ["rotation", "alerts_scan", "alert_digest", "webhooks", "job_runs_cleanup"]
+    assert names == ["rotation", "alerts_scan", "alert_digest", "webhooks", "job_runs_cleanup", "computed_use"]
     for registered in scheduler.JOBS:
         assert registered.trigger(OSLO).get_next_fire_time(None, utcnow()) is not None
     with pytest.raises(scheduler.NotFound, match="Jobs: rotation, alerts_scan, alert_digest, webhooks, job_runs_cleanup"):

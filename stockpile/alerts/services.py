@@ -74,7 +74,8 @@ def conditions(session: so.Session, organisations: Sequence[Organisation], *, to
         if code in on and (items is None or item_id in items):
             found.append(Condition(code, org_id, item_id, lot_id, severity or on[code].severity, message, qualifier))
 
-    rows = coverage.evaluate(session, organisations, today=today, item_ids=items)
+    # Alerts are evaluated where something is written anyway: keep the computed baselines.
+    rows = coverage.evaluate(session, organisations, today=today, item_ids=items, keep_computed=True)
     falling_days = int(on["coverage_falling"].params.get("within_days", 14)) if "coverage_falling" in on else 0
     alternatives = _critical_drug_alternatives(session, org_ids)
     for row in rows:

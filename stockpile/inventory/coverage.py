@@ -30,6 +30,8 @@ class Status(enum.StrEnum):
 
 def exact(value: Number) -> Fraction:
     """A number as an exact fraction; floats via their shortest decimal form (400.1 → 4001/10)."""
+    if isinstance(value, Fraction):
+        return value
     if isinstance(value, float):
         return Fraction(repr(value))
     return Fraction(value)
@@ -39,13 +41,15 @@ def daily_rate(weekly_use: Number | None, factor: Number = 1) -> Fraction | None
     """``r = w / 7`` (times a scenario's demand factor); ``None`` when there is no use to measure by."""
     if weekly_use is None:
         return None
-    rate = exact(weekly_use) * exact(factor) / 7
+    # One Fraction built from whole numbers: this runs once per coverage row, thousands a page.
+    weekly, times = exact(weekly_use), exact(factor)
+    rate = Fraction(weekly.numerator * times.numerator, weekly.denominator * times.denominator * 7)
     return rate if rate > 0 else None
 
 
 def coverage_days(usable: int, rate: Fraction | None) -> Fraction | None:
     """``U / r``; ``None`` (unknown, never infinite) without a positive rate."""
-    return None if rate is None else Fraction(usable) / rate
+    return None if rate is None else Fraction(usable * rate.denominator, rate.numerator)
 
 
 def status(days: Fraction | None, min_days: Number, target_days: Number,
@@ -65,7 +69,10 @@ def shortfall(usable: int, rate: Fraction | None, target_days: Number) -> int | 
     """Units missing to reach the target: ``max(0, ceil(target_days · r − U))``."""
     if rate is None:
         return None
-    return max(0, math.ceil(exact(target_days) * rate - usable))
+    target = exact(target_days)
+    # ceil((p/q)·(a/b) − U) in whole numbers: −((U·q·b − p·a) // (q·b))
+    denominator = target.denominator * rate.denominator
+    return max(0, -((usable * denominator - target.numerator * rate.numerator) // denominator))
 
 
 @dataclass(frozen=True)
@@ -95,25 +102,27 @@ def expiry_aware(lots: Iterable[LotQuantity], rate: Fraction | None, today: dt.d
     if rate is None:
         return None
     ordered = sorted(lots, key=lambda lot: (lot.expiry is None, lot.expiry or dt.date.max))
-    t = Fraction(0)
-    at_risk = Fraction(0)
+    # The steps above in whole numbers, exactly: with r = a/b, time is counted in 1/a days
+    # (q/r days = q·b of them) and quantities in 1/b units ((d − t)·r units = d − t of them).
+    a, b = rate.numerator, rate.denominator
+    t = 0
+    at_risk = 0
     for lot in ordered:
         if lot.quantity <= 0:
             continue
-        q = Fraction(lot.quantity)
+        q = lot.quantity * b
         if lot.expiry is None:
-            t += q / rate
+            t += q
             continue
-        d = (lot.expiry - today).days + 1  # usable through the end of its expiry day
+        d = ((lot.expiry - today).days + 1) * a  # usable through the end of its expiry day
         if t >= d:
             at_risk += q
-        elif t + q / rate <= d:
-            t += q / rate
+        elif t + q <= d:
+            t += q
         else:
-            used = (d - t) * rate
-            at_risk += q - used
-            t = Fraction(d)
-    return ExpiryAware(t, at_risk)
+            at_risk += q - (d - t)
+            t = d
+    return ExpiryAware(Fraction(t, a), Fraction(at_risk, b))
 
 
 def weeks(days: Fraction | None) -> float | None:
@@ -125,16 +134,22 @@ def weeks(days: Fraction | None) -> float | None:
 
 import sqlalchemy as sa  # noqa: E402  (the arithmetic above needs no database)
 import sqlalchemy.orm as so  # noqa: E402
+from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 from sqlalchemy.ext.compiler import compiles  # noqa: E402
 from sqlalchemy.sql.compiler import SQLCompiler  # noqa: E402
 from sqlalchemy.sql.functions import FunctionElement  # noqa: E402
 
+from stockpile.inventory.models import ComputedUse as KeptUse  # noqa: E402
 from stockpile.inventory.models import (Balance, Baseline, BaselineSource, Depot, Item,  # noqa: E402
                                         ItemList, ItemListEntry, IssueFlag, Lot, LotStatus,
                                         Movement, MovementKind, Organisation, Policy, PolicyPool,
                                         Pool, Scenario)
 
 DEFAULT_WINDOW_WEEKS = 13
+# Plain strings for the loops over thousands of rows (an enum member's .value is a descriptor call).
+_AVAILABLE = LotStatus.AVAILABLE.value
+_OPERATIONAL = Pool.OPERATIONAL.value
+_BOTH_POOLS = (Pool.OPERATIONAL.value, Pool.EMERGENCY.value)
 MIN_IN_STOCK_DAYS = 28  # fewer than 4 in-stock weeks of history: no computed baseline
 
 
@@ -159,7 +174,7 @@ class ComputedUse:
     def baseline(self) -> BaselineInForce | None:
         if self.in_stock_days < MIN_IN_STOCK_DAYS:
             return None
-        weekly = Fraction(self.issued) * 7 / self.in_stock_days
+        weekly = Fraction(self.issued * 7, self.in_stock_days)
         left_out = self.window_days - self.in_stock_days
         return BaselineInForce(
             weekly, BaselineSource.COMPUTED.value, None,
@@ -225,7 +240,7 @@ def _stock_by_lot(session: so.Session, org_ids: Iterable[int], item_ids: Iterabl
 
 
 def _usable(lot: _LotStock, today: dt.date) -> bool:
-    return lot.status == LotStatus.AVAILABLE.value and (lot.expiry is None or lot.expiry >= today)
+    return lot.status == _AVAILABLE and (lot.expiry is None or lot.expiry >= today)
 
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()
@@ -333,7 +348,7 @@ def _computed_use(session: so.Session, org_ids: set[int], items: set[int] | None
     stock_now: dict[tuple[int, int], dict[int, int]] = {}
     for lot in on_hand:
         key = (lot.organisation_id, lot.item_id)
-        if lot.pool == Pool.OPERATIONAL.value and (wanted is None or key in wanted):
+        if lot.pool == _OPERATIONAL and (wanted is None or key in wanted):
             pair = stock_now.setdefault(key, {})
             expiry = epoch_day(lot.expiry)
             pair[expiry] = pair.get(expiry, 0) + lot.quantity
@@ -392,6 +407,59 @@ def _walk(stock: dict[int, int], events: list[tuple[int, int, int, int]], first:
         if usable > 0:  # nothing happens and nothing expires until the next day listed
             in_stock += following - day - 1
     return issued, in_stock
+
+
+def _kept_or_computed(session: so.Session, pairs: set[tuple[int, int]], today: dt.date, window_weeks: int,
+                      on_hand: Iterable[_LotStock], keep: bool) -> dict[tuple[int, int], ComputedUse]:
+    """``computed_use`` of ``pairs``: the figures kept for ``today`` (one row per pair, see
+    ``models.ComputedUse``), the rest computed from the window's movements — and, with ``keep``
+    (the scheduler's scan, the evaluation after a posting: never a page), kept for the next read."""
+    if not pairs:
+        return {}
+    org_ids = {o for o, _ in pairs}
+    kept: dict[tuple[int, int], ComputedUse | None] = {}
+    for org_id, item_id, issued, in_stock_days, window_days in session.execute(
+            sa.select(KeptUse.organisation_id, KeptUse.item_id, KeptUse.issued, KeptUse.in_stock_days,
+                      KeptUse.window_days)
+            .where(KeptUse.organisation_id.in_(_ids(org_ids)), KeptUse.evaluated_on == today,
+                   KeptUse.window_weeks == window_weeks)):
+        if (org_id, item_id) in pairs:
+            kept[(org_id, item_id)] = (None if issued is None
+                                       else ComputedUse(int(issued), in_stock_days, window_days))
+    found = {pair: use for pair, use in kept.items() if use is not None}
+    missing = pairs - kept.keys()
+    if not missing:
+        return found
+    computed = _computed_use(session, {o for o, _ in missing}, {i for _, i in missing}, missing, today,
+                             window_weeks, on_hand)
+    found.update(computed)
+    if keep:
+        window_days = (today - (today - dt.timedelta(weeks=window_weeks))).days
+        rows = [{"organisation_id": o, "item_id": i, "evaluated_on": today, "window_weeks": window_weeks,
+                 "issued": use.issued if use else None, "in_stock_days": use.in_stock_days if use else 0,
+                 "window_days": use.window_days if use else window_days}
+                for (o, i) in sorted(missing) for use in [computed.get((o, i))]]
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        # Another evaluation may keep the same pair at the same moment: its row is as good.
+        session.execute(insert(KeptUse).on_conflict_do_nothing(), rows)
+    return found
+
+
+def forget_computed_use(session: so.Session, pairs: Iterable[tuple[int, int]] = (), *,
+                        item_id: int | None = None, before: dt.date | None = None) -> None:
+    """Delete kept computed-use figures: of ``pairs`` (a posting touched them), of every
+    organisation's ``item_id`` (its lot's expiry moved), or of days before ``before``."""
+    conditions = []
+    pairs = sorted(set(pairs))
+    if pairs:
+        conditions.append(sa.tuple_(KeptUse.organisation_id, KeptUse.item_id).in_(pairs))
+    if item_id is not None:
+        conditions.append(KeptUse.item_id == item_id)
+    if before is not None:
+        conditions.append(KeptUse.evaluated_on < before)
+    if conditions:
+        session.execute(sa.delete(KeptUse).where(sa.or_(*conditions))
+                        .execution_options(synchronize_session=False))
 
 
 def baseline_in_force(stored: dict[tuple[int, int, str], Baseline], computed: dict[tuple[int, int], ComputedUse],
@@ -510,17 +578,20 @@ def _factor(factors: dict[tuple[str, int | str], Fraction], item: Item) -> Fract
 
 def evaluate(session: so.Session, organisations: Iterable[Organisation], *, today: dt.date,
              item: Item | None = None, item_ids: Iterable[int] | None = None, pool: str | None = None,
-             scenario: str | None = None, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> list[CoverageRow]:
+             scenario: str | None = None, window_weeks: int = DEFAULT_WINDOW_WEEKS,
+             keep_computed: bool = False) -> list[CoverageRow]:
     """Coverage rows for every organisation × item × policy that applies (only of ``item``, or of
     the items ``item_ids``, when given: what the evaluation after a posting asks for).
+    ``keep_computed`` keeps the computed baselines it had to compute (see ``_kept_or_computed``).
 
     A category policy covers the items the organisation holds or has a baseline for; a list
     policy the items on the organisation's list with that code; an item policy its item. Of the
     policies meeting the same organisation, item and pool, the most specific wins. A list entry's
     own minimum days replaces the policy's minimum (and target, if lower). A fixed number of
     queries whatever the number of organisations, items and movements: policies, the lots on
-    hand, the stored baselines in force, list entries, the items reported, and the movements of
-    the computed baselines' window (only for pairs without a stored baseline); the expiry
+    hand, the stored baselines in force, list entries, the items reported, the computed baselines
+    kept for ``today`` and, for pairs without a stored baseline whose figures are not kept, the
+    movements of the window; the expiry
     simulation runs once per row.
     """
     orgs = {o.id: o for o in organisations}
@@ -589,8 +660,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
              {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(_ids(reported))))})
     needs_computed = {p for p in pairs if (p[0], p[1], BaselineSource.MANUAL.value) not in stored
                       and (p[0], p[1], BaselineSource.ANNUAL_3Y.value) not in stored}
-    computed = (_computed_use(session, {o for o, _ in needs_computed}, {i for _, i in needs_computed},
-                              needs_computed, today, window_weeks, on_hand) if needs_computed else {})
+    computed = _kept_or_computed(session, needs_computed, today, window_weeks, on_hand, keep_computed)
 
     # A policy's days as exact fractions, once per policy rather than once per row.
     limits = {p.id: (exact(p.min_days), exact(p.target_days), exact(p.max_days) if p.max_days is not None else None)
@@ -598,7 +668,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     rows = []
     for (org_id, item_id, policy_pool), (policy, entry) in chosen.items():
         the_item = items[item_id]
-        pools = [Pool.OPERATIONAL.value, Pool.EMERGENCY.value] if policy_pool == PolicyPool.ALL else [policy_pool]
+        pools = _BOTH_POOLS if policy_pool == PolicyPool.ALL else (policy_pool,)
         lots = tuple(lot for p in pools for lot in stock.get((org_id, item_id, p), []))
         usable = sum(lot.quantity for lot in lots)
         baseline, reason = baseline_in_force(stored, computed, org_id, item_id)
@@ -620,7 +690,10 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
             shortfall=shortfall(usable, rate, target_days), lots=lots, evaluated_on=today))
     order = {Status.BELOW_MIN: 0, Status.NO_BASELINE: 1, Status.BELOW_TARGET: 2, Status.OVERSTOCK: 3, Status.OK: 4}
     rows.sort(key=lambda r: (r.organisation.name, order[r.status],
-                             float(r.days / r.target_days) if r.days is not None and r.target_days else 0,
+                             # float(days / target) without building the quotient Fraction
+                             (r.days.numerator * r.target_days.denominator)
+                             / (r.days.denominator * r.target_days.numerator)
+                             if r.days is not None and r.target_days else 0,
                              r.item.name, r.pool))
     return rows
 

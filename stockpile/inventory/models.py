@@ -320,6 +320,26 @@ class Baseline(Base):
     recorded_by: so.Mapped[Optional[User]] = so.relationship()
 
 
+class ComputedUse(Base):
+    """The computed baseline's figures for one organisation and item as evaluated on one day
+    (``coverage.computed_use``): kept so that coverage reads one row per pair instead of 13 weeks
+    of movements. Every posting deletes the rows of the pairs it touches, and a shelf-life
+    extension those of its item, in the same transaction; the evaluation after the commit and
+    the daily ``computed_use`` job fill them again. ``issued`` is null when the pair had neither
+    stock nor movements in the window (no history)."""
+
+    __tablename__ = "computed_use"
+
+    organisation_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    item_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    evaluated_on: so.Mapped[dt.date] = so.mapped_column(primary_key=True)
+    window_weeks: so.Mapped[int] = so.mapped_column(primary_key=True)
+    issued: so.Mapped[Optional[int]] = so.mapped_column(sa.BigInteger)
+    in_stock_days: so.Mapped[int]
+    window_days: so.Mapped[int]
+
+
 class ItemList(Base):
     """A named, versioned list of items held by one organisation: the emergency list of a supply
     centre, the critical drug list of a hospital pharmacy. Policies name lists by ``code``."""

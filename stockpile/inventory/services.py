@@ -257,8 +257,9 @@ def _post(session: so.Session, ctx: Context, kind: MovementKind, legs: Sequence[
         movements.append(movement)
     for key, balance in balances.items():
         balance.quantity = after[key]
-    session.info.setdefault(STOCK_CHANGED, set()).update(
-        (leg.depot.organisation_id, leg.lot.item_id) for leg in legs)
+    touched = {(leg.depot.organisation_id, leg.lot.item_id) for leg in legs}
+    coverage.forget_computed_use(session, touched)  # their computed baselines have changed
+    session.info.setdefault(STOCK_CHANGED, set()).update(touched)
     session.flush()
     return movements
 
@@ -479,6 +480,7 @@ def extend_shelf_life(session: so.Session, ctx: Context, *, lot: Lot, new_expiry
         lot.original_expiry = lot.expiry
     lot.expiry = new_expiry
     session.add(event)
+    coverage.forget_computed_use(session, item_id=lot.item_id)  # in-stock days follow expiry
     session.flush()
     return event
 

@@ -114,6 +114,7 @@ import sqlalchemy as sa  # noqa: E402
 from stockpile.errors import InvalidInput  # noqa: E402
 from stockpile.inventory import coverage, gs1  # noqa: E402
 from stockpile.inventory import services as inventory  # noqa: E402
+from stockpile.inventory.models import ComputedUse as KeptUse  # noqa: E402
 from stockpile.inventory.models import Lot  # noqa: E402
 from tests import factories  # noqa: E402
 
@@ -535,10 +536,75 @@ def test_evaluate_runs_as_many_statements_for_one_item_as_for_many(session, cent
     add_items([f"C{n}" for n in range(12)], 2, False)
     with counted(engine) as large:
         assert len(coverage.evaluate(session, [org], today=TODAY)) == 2 * 25
-    assert len(small) == len(large) <= 7
+    # policies, lots on hand, stored baselines, list entries, items, kept computed baselines,
+    # the window's movements (for the figures not kept) and the held items' categories
+    assert len(small) == len(large) <= 8
 
 
 # --- falls_below_min_on: the same days as reading the projection day by day ------------------
+
+def _kept(session) -> dict[tuple[int, int], tuple]:
+    return {(k.organisation_id, k.item_id): (k.evaluated_on, k.issued, k.in_stock_days)
+            for k in session.scalars(sa.select(KeptUse))}
+
+
+def _figures(rows) -> list[tuple]:
+    return [(r.item.code, r.pool, r.baseline.weekly_use if r.baseline else None, r.days, r.status,
+             r.no_baseline_reason) for r in rows]
+
+
+@pytest.fixture
+def history(session, centre):
+    """Two consumables at FS with 13 weeks of normal issues, one of them reversed; no stored baseline."""
+    org, depot = centre
+    tube = factories.item(session, "TUBE", "consumable")
+    gauze = factories.item(session, "GAUZE", "consumable")
+    for item in (tube, gauze):
+        factories.receive(session, depot, item, f"{item.code}-1", dt.date(2028, 1, 1), 5000,
+                          today=on(-1), occurred_at=noon(on(-1)))
+        for offset in range(0, 91, 7):
+            issue_on(session, depot, item, offset, 20)
+    reverse_on(session, issue_on(session, depot, tube, 30, 50), on(40))
+    return org, depot, tube, gauze
+
+
+def test_kept_computed_baselines_give_the_same_coverage_without_reading_the_ledger(session, history, engine):
+    org, _depot, tube, gauze = history
+    fresh = _figures(coverage.evaluate(session, [org], today=TODAY))
+    # 13 issues of 20 over 91 in-stock days (the reversed 50 never happened): 260 / 13 weeks = 20 a week.
+    assert [(code, weekly) for code, _pool, weekly, *_ in fresh] == [("GAUZE", 20), ("TUBE", 20)]
+    assert _kept(session) == {}  # a read keeps nothing
+    assert _figures(coverage.evaluate(session, [org], today=TODAY, keep_computed=True)) == fresh
+    assert _kept(session) == {(org.id, tube.id): (TODAY, 260, 91), (org.id, gauze.id): (TODAY, 260, 91)}
+    with counted(engine) as statements:
+        assert _figures(coverage.evaluate(session, [org], today=TODAY)) == fresh
+    assert not any("FROM movements" in statement for statement in statements)
+    # Another day's figures are not today's: read from the ledger again.
+    with counted(engine) as statements:
+        coverage.evaluate(session, [org], today=day(1))
+    assert any("FROM movements" in statement for statement in statements)
+
+
+def test_a_posting_forgets_the_kept_figures_of_what_it_touched(session, history):
+    org, depot, tube, gauze = history
+    coverage.evaluate(session, [org], today=TODAY, keep_computed=True)
+    # A forgotten issue of yesterday, recorded now: tube's baseline changes, gauze's does not.
+    issue_on(session, depot, tube, 90, 39)
+    assert set(_kept(session)) == {(org.id, gauze.id)}
+    rows = {r.item.code: r for r in coverage.evaluate(session, [org], today=TODAY, keep_computed=True)}
+    # 260 + 39 = 299 over 13 weeks = 23 a week.
+    assert rows["TUBE"].baseline.weekly_use == 23 and rows["GAUZE"].baseline.weekly_use == 20
+    assert _kept(session)[(org.id, tube.id)] == (TODAY, 299, 91)
+
+
+def test_a_shelf_life_extension_forgets_the_kept_figures_of_its_item(session, history):
+    org, _depot, tube, gauze = history
+    coverage.evaluate(session, [org], today=TODAY, keep_computed=True)
+    lot = session.scalar(sa.select(Lot).where(Lot.lot_number == "TUBE-1"))
+    inventory.extend_shelf_life(session, factories.ctx(), lot=lot, new_expiry=dt.date(2029, 1, 1),
+                                reason="stability data")
+    assert set(_kept(session)) == {(org.id, gauze.id)}
+
 
 from types import SimpleNamespace  # noqa: E402
 
