@@ -354,15 +354,15 @@ class Recorder:
         if not self.active:
             return
         sets = list(parameters) if executemany else [parameters]
-        names = _parameter_names(context, sets)
+        names = _parameter_names(context, sets, statement)
         self.statements.append(Captured(statement, names, [_plain(p) for p in sets], executemany,
                                         self.committed_at is not None))
 
 
-def _parameter_names(context: Any, sets: list[Any]) -> list[str]:
+def _parameter_names(context: Any, sets: list[Any], sql: str) -> list[str]:
     first = sets[0] if sets else ()
     if isinstance(first, dict):
-        return list(first)
+        return _tuple_in_names(sql, list(first), positional=False)
     compiled = getattr(context, "compiled", None) if context is not None else None
     if compiled is None or not first:
         return []
@@ -374,8 +374,31 @@ def _parameter_names(context: Any, sets: list[Any]) -> list[str]:
         else:
             names = list(compiled.positiontup or ())
     except Exception:  # noqa: BLE001 - a recorder must never break the statement it watches
-        return []
-    return names if len(names) == len(first) else []
+        names = []
+    if len(names) != len(first):
+        names = ["?"] * len(first)  # unnamed; a tuple IN below names its own
+    return _tuple_in_names(sql, names, positional=True)
+
+
+_TUPLE_IN = re.compile(r"\(((?:\w+\.)?\w+(?:,\s*(?:\w+\.)?\w+)+)\)\s+IN\s+\(VALUES\s+(.*?\))\)", re.S)
+_PLACEHOLDER = re.compile(r"\?|%\((\w+)\)s")
+
+
+def _tuple_in_names(sql: str, names: list[str], *, positional: bool) -> list[str]:
+    """Name the parameters of ``(a.x, a.y) IN (VALUES (?, ?), …)`` after their columns
+    (SQLAlchemy names a tuple's expanded parameters ``param_1_1_1`` …, which says nothing)."""
+    names = list(names)
+    for match in _TUPLE_IN.finditer(sql):
+        columns = [c.strip().split(".")[-1] for c in match.group(1).split(",")]
+        before = len(_PLACEHOLDER.findall(sql[:match.start(2)]))
+        for n, placeholder in enumerate(_PLACEHOLDER.finditer(match.group(2))):
+            column = columns[n % len(columns)]
+            if positional:
+                if before + n < len(names):
+                    names[before + n] = column
+            elif placeholder.group(1) in names:
+                names[names.index(placeholder.group(1))] = column
+    return names
 
 
 def _plain(params: Any) -> Any:
@@ -653,6 +676,9 @@ def measure_posting(ds: DataSet, wanted: int, budget: float, minimum: int, verbo
                 say(f"     [{n}{' after commit' if st.after_commit else ''}] {' '.join(st.sql.split())[:400]}")
                 say(f"         {st.params[0] if len(st.params) == 1 else st.params}"[:600])
         replay = Replay(ds, captured, Posting(reference_item.item_id, picks, movements[0].posting_id, since))
+        if verbose:
+            for n, (st, plan) in enumerate(zip(replay.statements, replay.plan), start=1):
+                say(f"     replayed [{n}] {' '.join(st.sql.split())[:60]} … with fresh {plan}")
         service, raw, after = Timing(), Timing(), Timing()
         try:
             for j in range(1, 4):  # warm-up, not counted: connections, statement caches
