@@ -193,12 +193,50 @@ def _ids(ids: Iterable[int]) -> sa.BindParameter[list[int]]:
     return sa.bindparam("ids", sorted(ids), expanding=True, literal_execute=True, unique=True)
 
 
+class StoredBaseline(NamedTuple):
+    """A manual or § 8a baseline as stored, with what it means (``in_force``)."""
+
+    id: int
+    organisation_id: int
+    item_id: int
+    source: str
+    weekly_use: Decimal
+    valid_from: dt.date
+    note: str | None
+    in_force: BaselineInForce
+
+
+# What a stored baseline means. A baseline row is never edited (a newer row replaces it), so this
+# is worked out once per process, and a § 8a row's audit columns (JSON) are read only the first
+# time it is met. Keyed by the row's id and what it holds, with the moment it was recorded: an id
+# freed by a rolled-back insert (SQLite reuses rowids) names another row afterwards.
+_MEANING: dict[tuple[Any, ...], BaselineInForce] = {}
+_MEANING_LIMIT = 200_000
+
+
+def _meaning(row: Any, annual_use: dict[str, int] | None = None, years_used: list[int] | None = None,
+             years_replaced: dict[str, int] | None = None) -> BaselineInForce:
+    if row.source == BaselineSource.MANUAL.value:
+        return BaselineInForce(exact(row.weekly_use), row.source, row.valid_from,
+                               f"Entered by hand, valid from {row.valid_from.isoformat()}"
+                               + (f": {row.note}" if row.note else ""))
+    years = ", ".join(str(y) for y in years_used or [])
+    replaced = "; ".join(f"{year} replaced by {by}" for year, by in (years_replaced or {}).items())
+    # Recomputed from the years stored, exactly (the column holds a rounded figure): a quarter
+    # of the mean of three years, per week of 365.25 / 7 days.
+    weekly = (Fraction(sum(int((annual_use or {})[str(y)]) for y in years_used) * 700, 3 * 36525)
+              if years_used else exact(row.weekly_use))
+    return BaselineInForce(weekly, row.source, row.valid_from,
+                           f"A quarter of the mean annual use of {years}" + (f" ({replaced})" if replaced else ""),
+                           years_used, years_replaced)
+
+
 def stored_baselines(session: so.Session, organisation_ids: Iterable[int], today: dt.date,
-                     item_ids: Iterable[int] | None = None) -> dict[tuple[int, int, str], Baseline]:
+                     item_ids: Iterable[int] | None = None) -> dict[tuple[int, int, str], StoredBaseline]:
     """The stored baseline in force on ``today`` per (organisation, item), keyed (organisation,
     item, source): the newest manual one valid on ``today`` when there is one (it wins), else the
-    newest § 8a one. Chosen in SQL, so older versions and a § 8a row under a manual one (and its
-    audit columns) are never loaded."""
+    newest § 8a one. Chosen in SQL, so older versions and a § 8a row under a manual one are never
+    loaded; a § 8a row's audit columns only the first time this process meets it."""
     ranked = (sa.select(Baseline.id, sa.func.row_number().over(
                   partition_by=(Baseline.organisation_id, Baseline.item_id),
                   order_by=(sa.case((Baseline.source == BaselineSource.MANUAL.value, 0), else_=1),
@@ -207,8 +245,27 @@ def stored_baselines(session: so.Session, organisation_ids: Iterable[int], today
     if item_ids is not None:
         ranked = ranked.where(Baseline.item_id.in_(_ids(item_ids)))
     in_force = ranked.subquery()
-    stmt = sa.select(Baseline).join(in_force, sa.and_(in_force.c.id == Baseline.id, in_force.c.rank == 1))
-    return {(b.organisation_id, b.item_id, b.source): b for b in session.scalars(stmt)}
+    rows = session.execute(
+        sa.select(Baseline.id, Baseline.organisation_id, Baseline.item_id, Baseline.source, Baseline.weekly_use,
+                  Baseline.valid_from, Baseline.note, Baseline.recorded_at)
+        .join(in_force, sa.and_(in_force.c.id == Baseline.id, in_force.c.rank == 1))).all()
+    unknown_annual = [row.id for row in rows
+                      if tuple(row) not in _MEANING and row.source == BaselineSource.ANNUAL_3Y.value]
+    audit = ({row.id: row for row in session.execute(
+                 sa.select(Baseline.id, Baseline.annual_use, Baseline.years_used, Baseline.years_replaced)
+                 .where(Baseline.id.in_(_ids(unknown_annual))))} if unknown_annual else {})
+    if len(_MEANING) > _MEANING_LIMIT:
+        _MEANING.clear()
+    found = {}
+    for row in rows:
+        key = tuple(row)
+        meaning = _MEANING.get(key)
+        if meaning is None:
+            details = audit.get(row.id)
+            meaning = _MEANING[key] = (_meaning(row, details.annual_use, details.years_used, details.years_replaced)
+                                       if details is not None else _meaning(row))
+        found[(row.organisation_id, row.item_id, row.source)] = StoredBaseline(*row[:7], meaning)
+    return found
 
 
 class _LotStock(NamedTuple):
@@ -462,24 +519,14 @@ def forget_computed_use(session: so.Session, pairs: Iterable[tuple[int, int]] = 
                         .execution_options(synchronize_session=False))
 
 
-def baseline_in_force(stored: dict[tuple[int, int, str], Baseline], computed: dict[tuple[int, int], ComputedUse],
+def baseline_in_force(stored: dict[tuple[int, int, str], StoredBaseline],
+                      computed: dict[tuple[int, int], ComputedUse],
                       organisation_id: int, item_id: int) -> tuple[BaselineInForce | None, str]:
     """The baseline that counts, and why: a current manual one wins, then § 8a, then computed."""
-    manual = stored.get((organisation_id, item_id, BaselineSource.MANUAL.value))
-    if manual is not None:
-        return (BaselineInForce(exact(manual.weekly_use), manual.source, manual.valid_from,
-                                f"Entered by hand, valid from {manual.valid_from.isoformat()}"
-                                + (f": {manual.note}" if manual.note else "")), "")
-    annual = stored.get((organisation_id, item_id, BaselineSource.ANNUAL_3Y.value))
-    if annual is not None:
-        years = ", ".join(str(y) for y in annual.years_used or [])
-        replaced = "; ".join(f"{year} replaced by {by}" for year, by in (annual.years_replaced or {}).items())
-        # Recomputed from the years stored, exactly (the column holds a rounded figure).
-        weekly = (Fraction(sum(int((annual.annual_use or {})[str(y)]) for y in annual.years_used or []), 3)
-                  / (Fraction(36525, 100) / 7)) if annual.years_used else exact(annual.weekly_use)
-        return (BaselineInForce(weekly, annual.source, annual.valid_from,
-                                f"A quarter of the mean annual use of {years}" + (f" ({replaced})" if replaced else ""),
-                                annual.years_used, annual.years_replaced), "")
+    for source in (BaselineSource.MANUAL.value, BaselineSource.ANNUAL_3Y.value):
+        found_stored = stored.get((organisation_id, item_id, source))
+        if found_stored is not None:
+            return found_stored.in_force, ""
     use = computed.get((organisation_id, item_id))
     if use is not None and (found := use.baseline()) is not None:
         return found, ""
