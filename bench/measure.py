@@ -619,7 +619,10 @@ class PostingResult:
         return self.service.median / self.raw.median
 
 
-def measure_posting(ds: DataSet, wanted: int, budget: float, minimum: int, verbose: bool = False) -> PostingResult:
+def posting_bench(ds: DataSet, verbose: bool = False) -> tuple[Callable[[int], None], Callable[[], PostingResult]]:
+    """Set up the posting figure on ``ds`` (capture, replay plan, warm-up); returns ``step(i)``,
+    which times one service and one raw posting (in alternating order), and ``finish()``, which
+    checks the touched balances and returns the figures (call it once, also after a failure)."""
     from stockpile import create_app
     from stockpile.inventory.models import Balance, Depot, Item
 
@@ -680,31 +683,34 @@ def measure_posting(ds: DataSet, wanted: int, budget: float, minimum: int, verbo
             for n, (st, plan) in enumerate(zip(replay.statements, replay.plan), start=1):
                 say(f"     replayed [{n}] {' '.join(st.sql.split())[:60]} … with fresh {plan}")
         service, raw, after = Timing(), Timing(), Timing()
+        for j in range(1, 4):  # warm-up, not counted: connections, statement caches
+            service_post(service_items[-j])
+            touched.update(p.lot_id for p in replay.post(raw_items[-j])[1])
+    except BaseException:
+        recorder.close()
+        raise
+
+    def step(i: int) -> None:
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            if which == 0:
+                posting, after_work, _ = service_post(service_items[i % len(service_items)])
+                service.samples.append(posting)
+                after.samples.append(after_work)
+            else:
+                took, raw_picks = replay.post(raw_items[i % len(raw_items)])
+                raw.samples.append(took)
+                touched.update(p.lot_id for p in raw_picks)
+
+    def finish() -> PostingResult:
         try:
-            for j in range(1, 4):  # warm-up, not counted: connections, statement caches
-                service_post(service_items[-j])
-                touched.update(p.lot_id for p in replay.post(raw_items[-j])[1])
-            began = time.monotonic()
-            for i in range(wanted):
-                if i >= minimum and time.monotonic() - began > budget:
-                    break
-                order = (0, 1) if i % 2 == 0 else (1, 0)
-                for which in order:
-                    if which == 0:
-                        posting, after_work, _ = service_post(service_items[i % len(service_items)])
-                        service.samples.append(posting)
-                        after.samples.append(after_work)
-                    else:
-                        took, raw_picks = replay.post(raw_items[i % len(raw_items)])
-                        raw.samples.append(took)
-                        touched.update(p.lot_id for p in raw_picks)
-        finally:
             replay.close()
-        checked = check_balances(ds, touched)
+            checked = check_balances(ds, touched)
+        finally:
+            recorder.close()
         return PostingResult(service, raw, after, len(replay.statements),
                              sum(1 for s in captured if s.after_commit), replay.unmapped_writes, checked)
-    finally:
-        recorder.close()
+
+    return step, finish
 
 
 def check_balances(ds: DataSet, lot_ids: set[int]) -> str:
@@ -1030,12 +1036,23 @@ def measure(urls: Sequence[str], args: argparse.Namespace, log_dir: Path) -> lis
         results.append(res)
 
     if "posting" in only:
-        for res in results:
-            say(f"posting, service vs raw SQL — {res.ds.url}")
-            res.posting = p = measure_posting(res.ds, args.samples, args.budget, args.min_samples, args.show_sql)
-            say(f"   service {p.service.text()}; raw {p.raw.text()}; ratio {p.ratio:.2f}×; after commit "
-                f"{p.after_commit.text()}; {p.statements} statements ({p.after_commit_statements} after commit); "
-                f"{p.checked}")
+        say("posting, service vs raw SQL …")
+        benches: list[tuple[Results, Callable[[int], None], Callable[[], PostingResult]]] = []
+        try:
+            for res in results:
+                benches.append((res, *posting_bench(res.ds, args.show_sql)))
+            began = time.monotonic()
+            for i in range(args.samples):  # alternately on the data sets, as the latencies below
+                if i >= args.min_samples and time.monotonic() - began > args.budget * len(benches):
+                    break
+                for k in (range(len(benches)) if i % 2 == 0 else reversed(range(len(benches)))):
+                    benches[k][1](i)
+        finally:
+            for res, _step, finish in benches:
+                res.posting = p = finish()
+                say(f"   {res.ds.url}: service {p.service.text()}; raw {p.raw.text()}; ratio {p.ratio:.2f}×; after "
+                    f"commit {p.after_commit.text()}; {p.statements} statements ({p.after_commit_statements} after "
+                    f"commit); {p.checked}")
 
     latency = _latency_figures(only)
     if latency or "load" in only:
@@ -1248,7 +1265,9 @@ def record_start() -> None:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     STARTED["date"] = dt.datetime.now().astimezone().isoformat(timespec="minutes")
     STARTED["commit"] = git("rev-parse", "--short", "HEAD")
-    STARTED["dirty"] = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                            text=True).stdout
+    STARTED["dirty"] = [line[3:] for line in status.splitlines() if line.strip()]
 
 
 def say(text: str) -> None:
