@@ -380,12 +380,13 @@ def _parameter_names(context: Any, sets: list[Any], sql: str) -> list[str]:
     return _tuple_in_names(sql, names, positional=True)
 
 
-_TUPLE_IN = re.compile(r"\(((?:\w+\.)?\w+(?:,\s*(?:\w+\.)?\w+)+)\)\s+IN\s+\(VALUES\s+(.*?\))\)", re.S)
+_TUPLE_IN = re.compile(r"\(((?:\w+\.)?\w+(?:,\s*(?:\w+\.)?\w+)+)\)\s+IN\s+\((?:VALUES\s+)?(\(.*?\))\)", re.S)
 _PLACEHOLDER = re.compile(r"\?|%\((\w+)\)s")
 
 
 def _tuple_in_names(sql: str, names: list[str], *, positional: bool) -> list[str]:
-    """Name the parameters of ``(a.x, a.y) IN (VALUES (?, ?), …)`` after their columns
+    """Name the parameters of ``(a.x, a.y) IN (VALUES (?, ?), …)`` (SQLite) or ``IN ((%(p)s, …))``
+    (PostgreSQL) after their columns
     (SQLAlchemy names a tuple's expanded parameters ``param_1_1_1`` …, which says nothing)."""
     names = list(names)
     for match in _TUPLE_IN.finditer(sql):
