@@ -41,6 +41,10 @@ Figures (``--only`` takes a comma-separated list of these names):
   ``stockpile.scheduler.run_by_hand`` (what ``flask --app stockpile jobs run NAME`` runs); the
   second run is the steady state the target is about, the first is reported too.
 
+With ``--url6`` the postings and the latencies are sampled alternately on the two data sets (each
+served by its own gunicorn, one answering at a time), so a change in the machine's background
+load falls on both histories alike; the load and the nightly jobs run one data set at a time.
+
 HTTP figures run against the real application: ``gunicorn --workers 4 wsgi:app`` started here
 on a free local port (``DATABASE_URL``, ``SECRET_KEY`` in its environment) and always stopped
 again (its process group is killed, also when the measurement fails or is interrupted). Every
@@ -56,8 +60,8 @@ coordinator of SF, …); API tokens are created for them through ``stockpile.aut
 pages are signed in with ``bench-password``. Where a user is missing, or that password does not
 sign in, a user ``measure-<role>@measure.test`` with that role is created.
 
-Measuring consumes a little stock: every posting withdraws 1 unit at FS-1 (a few thousand units
-in all for a full run, spread over hundreds of items), and adds movements, API tokens and job
+Measuring consumes a little stock: every posting withdraws 1 unit at FS-1 (about a thousand
+units in all for a full run on two data sets, spread over hundreds of items), and adds movements, API tokens and job
 runs to the database. Run it on a copy if that matters.
 """
 
