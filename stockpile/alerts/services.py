@@ -108,12 +108,13 @@ def conditions(session: so.Session, organisations: Sequence[Organisation], *, to
                     f"{where}: at current use, coverage falls below the minimum of {_days(row.min_days)} days "
                     f"on {below_on.isoformat()}.", row.pool)
 
+    depots = sorted(coverage.depots_of(session, org_ids))  # by id: see coverage.depots_of
     if "lot_expiring" in on or "expired_on_hand" in on:
-        found += _lot_conditions(session, org_ids, today, on, items)
+        found += _lot_conditions(session, org_ids, depots, today, on, items)
     if "rotation_overdue" in on:
         found += _overdue_rotation(session, org_ids, on["rotation_overdue"], items)
     if "count_discrepancy" in on:
-        found += _count_discrepancies(session, org_ids, today, on["count_discrepancy"], items)
+        found += _count_discrepancies(session, depots, today, on["count_discrepancy"], items)
     return found
 
 
@@ -126,14 +127,14 @@ def _critical_drug_alternatives(session: so.Session, org_ids: list[int]) -> dict
             for e in entries}
 
 
-def _lot_conditions(session: so.Session, org_ids: list[int], today: dt.date, on: dict[str, AlertRule],
-                    items: set[int] | None) -> list[Condition]:
+def _lot_conditions(session: so.Session, org_ids: list[int], depots: list[int], today: dt.date,
+                    on: dict[str, AlertRule], items: set[int] | None) -> list[Condition]:
     from stockpile.rotation.models import OPEN_STATES, RotationTask
 
     horizon = max(on["lot_expiring"].params.get("horizons", [180, 90, 30])) if "lot_expiring" in on else 0
     stmt = (sa.select(Depot.organisation_id, Lot, sa.func.sum(Balance.quantity))
             .select_from(Balance).join(Balance.lot).join(Balance.depot)
-            .where(Depot.organisation_id.in_(org_ids), Balance.quantity > 0, Lot.expiry.is_not(None),
+            .where(Balance.depot_id.in_(coverage.id_list(depots)), Balance.quantity > 0, Lot.expiry.is_not(None),
                    Lot.expiry <= today + dt.timedelta(days=horizon))
             .group_by(Depot.organisation_id, Lot.id).options(so.joinedload(Lot.item)))
     if items is not None:
@@ -183,7 +184,7 @@ def _overdue_rotation(session: so.Session, org_ids: list[int], rule: AlertRule,
             for t in session.scalars(stmt)]
 
 
-def _count_discrepancies(session: so.Session, org_ids: list[int], today: dt.date, rule: AlertRule,
+def _count_discrepancies(session: so.Session, depots: list[int], today: dt.date, rule: AlertRule,
                          items: set[int] | None) -> list[Condition]:
     since = dt.datetime.combine(today - dt.timedelta(days=int(rule.params.get("within_days", 30))), dt.time(),
                                 tzinfo=dt.timezone.utc)
@@ -195,7 +196,7 @@ def _count_discrepancies(session: so.Session, org_ids: list[int], today: dt.date
                            earlier.pool == Movement.pool, earlier.id < Movement.id)
                     .scalar_subquery())
     stmt = (sa.select(Movement, Depot.organisation_id, books_before).join(Movement.depot)
-            .where(Depot.organisation_id.in_(org_ids), Movement.kind == MovementKind.ADJUSTMENT.value,
+            .where(Movement.depot_id.in_(coverage.id_list(depots)), Movement.kind == MovementKind.ADJUSTMENT.value,
                    Movement.reversal_of_id.is_(None), Movement.occurred_at >= since)
             .options(so.joinedload(Movement.lot).joinedload(Lot.item), so.joinedload(Movement.depot)))
     if items is not None:

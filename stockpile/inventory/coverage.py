@@ -186,7 +186,7 @@ class ComputedUse:
                 f"{self.window_days} (at least {MIN_IN_STOCK_DAYS} needed for a computed baseline).")
 
 
-def _ids(ids: Iterable[int]) -> sa.BindParameter[list[int]]:
+def id_list(ids: Iterable[int]) -> sa.BindParameter[list[int]]:
     """Ids for ``column.in_(…)`` written into the statement: a supply centre's 3,000 item ids as
     bound parameters cost far more to send and plan than as text (they are integers: nothing to
     quote)."""
@@ -241,9 +241,9 @@ def stored_baselines(session: so.Session, organisation_ids: Iterable[int], today
                   partition_by=(Baseline.organisation_id, Baseline.item_id),
                   order_by=(sa.case((Baseline.source == BaselineSource.MANUAL.value, 0), else_=1),
                             Baseline.valid_from.desc(), Baseline.id.desc())).label("rank"))
-              .where(Baseline.organisation_id.in_(_ids(organisation_ids)), Baseline.valid_from <= today))
+              .where(Baseline.organisation_id.in_(id_list(organisation_ids)), Baseline.valid_from <= today))
     if item_ids is not None:
-        ranked = ranked.where(Baseline.item_id.in_(_ids(item_ids)))
+        ranked = ranked.where(Baseline.item_id.in_(id_list(item_ids)))
     in_force = ranked.subquery()
     rows = session.execute(
         sa.select(Baseline.id, Baseline.organisation_id, Baseline.item_id, Baseline.source, Baseline.weekly_use,
@@ -253,7 +253,7 @@ def stored_baselines(session: so.Session, organisation_ids: Iterable[int], today
                       if tuple(row) not in _MEANING and row.source == BaselineSource.ANNUAL_3Y.value]
     audit = ({row.id: row for row in session.execute(
                  sa.select(Baseline.id, Baseline.annual_use, Baseline.years_used, Baseline.years_replaced)
-                 .where(Baseline.id.in_(_ids(unknown_annual))))} if unknown_annual else {})
+                 .where(Baseline.id.in_(id_list(unknown_annual))))} if unknown_annual else {})
     if len(_MEANING) > _MEANING_LIMIT:
         _MEANING.clear()
     found = {}
@@ -280,20 +280,41 @@ class _LotStock(NamedTuple):
     quantity: int
 
 
-def _stock_by_lot(session: so.Session, org_ids: Iterable[int], item_ids: Iterable[int] | None = None,
+def depots_of(session: so.Session, organisation_ids: Iterable[int]) -> dict[int, int]:
+    """The organisations' depots: ``{depot id: organisation id}``.
+
+    Balances and movements are then read by depot id, written into the statement: the planner
+    sees which depots, and so how much a supply centre holds. Through a join on the depots'
+    organisation it assumes an average depot and reads a supply centre's 9,000 lots on hand to
+    find the few of one item.
+    """
+    return dict(session.execute(sa.select(Depot.id, Depot.organisation_id)
+                                .where(Depot.organisation_id.in_(id_list(organisation_ids)))).all())
+
+
+def _stock_by_lot(session: so.Session, depots: dict[int, int], item_ids: Iterable[int] | None = None,
                   pool: str | None = None) -> list[_LotStock]:
-    """Every lot on hand (balance above zero) at ``org_ids``, any status and expiry: one read of
-    the balances serves usable stock, what is held, and the computed baseline's closing stock."""
-    stmt = (sa.select(Depot.organisation_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry, Lot.status,
+    """Every lot on hand (balance above zero) in ``depots`` (``depots_of``), any status and
+    expiry, summed per organisation: one read of the balances serves usable stock, what is
+    held, and the computed baseline's closing stock."""
+    if not depots:
+        return []
+    stmt = (sa.select(Balance.depot_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry, Lot.status,
                       sa.cast(sa.func.sum(Balance.quantity), sa.BigInteger))
-            .select_from(Balance).join(Balance.lot).join(Balance.depot)
-            .where(Depot.organisation_id.in_(_ids(org_ids)), Balance.quantity > 0)
-            .group_by(Depot.organisation_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry, Lot.status))
+            .select_from(Balance).join(Balance.lot)
+            .where(Balance.depot_id.in_(id_list(depots)), Balance.quantity > 0)
+            .group_by(Balance.depot_id, Lot.item_id, Balance.pool, Lot.id, Lot.expiry, Lot.status))
     if item_ids is not None:
-        stmt = stmt.where(Lot.item_id.in_(_ids(item_ids)))
+        stmt = stmt.where(Lot.item_id.in_(id_list(item_ids)))
     if pool is not None:
         stmt = stmt.where(Balance.pool == pool)
-    return [_LotStock(*row) for row in session.execute(stmt).all()]
+    lots: dict[tuple[int, str, int], _LotStock] = {}
+    for depot_id, item_id, lot_pool, lot_id, expiry, status, quantity in session.execute(stmt).all():
+        key = (depots[depot_id], lot_pool, lot_id)
+        found = lots.get(key)
+        lots[key] = _LotStock(key[0], item_id, lot_pool, lot_id, expiry, status,
+                              quantity + (found.quantity if found else 0))
+    return list(lots.values())
 
 
 def _usable(lot: _LotStock, today: dt.date) -> bool:
@@ -320,8 +341,9 @@ def computed_use(session: so.Session, organisation_ids: Iterable[int], today: dt
     org_ids, items, wanted = _scope(organisation_ids, item_ids, pairs)
     if not org_ids or (items is not None and not items):
         return {}
-    on_hand = _stock_by_lot(session, org_ids, items, Pool.OPERATIONAL.value)
-    return _computed_use(session, org_ids, items, wanted, today, window_weeks, on_hand)
+    depots = depots_of(session, org_ids)
+    on_hand = _stock_by_lot(session, depots, items, Pool.OPERATIONAL.value)
+    return _computed_use(session, depots, items, wanted, today, window_weeks, on_hand)
 
 
 def _scope(organisation_ids: Iterable[int], item_ids: Iterable[int] | None,
@@ -354,7 +376,7 @@ def _utc_day_postgresql(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> 
     return f"(CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE) - DATE '1970-01-01')"
 
 
-def _computed_use(session: so.Session, org_ids: set[int], items: set[int] | None,
+def _computed_use(session: so.Session, depots: dict[int, int], items: set[int] | None,
                   wanted: set[tuple[int, int]] | None, today: dt.date, window_weeks: int,
                   on_hand: Iterable[_LotStock]) -> dict[tuple[int, int], ComputedUse]:
     """``computed_use`` from the operational lots on hand now (``on_hand``; other pools are
@@ -370,16 +392,16 @@ def _computed_use(session: so.Session, org_ids: set[int], items: set[int] | None
     # stock at the window's start. Summed per lot expiry and day in SQL.
     day = _utc_day(sa.func.coalesce(original.occurred_at, Movement.occurred_at))
     normal = sa.and_(Movement.kind == MovementKind.ISSUE.value, Movement.flag == IssueFlag.NORMAL.value)
-    since = (sa.select(Depot.organisation_id, Lot.item_id, Lot.expiry, day,
+    since = (sa.select(Movement.depot_id, Lot.item_id, Lot.expiry, day,
                        sa.cast(sa.func.sum(Movement.quantity), sa.BigInteger),
                        sa.cast(sa.func.sum(sa.case((normal, Movement.quantity), else_=0)), sa.BigInteger))
-             .select_from(Movement).join(Movement.depot).join(Movement.lot)
+             .select_from(Movement).join(Movement.lot)
              .outerjoin(original, original.id == Movement.reversal_of_id)
-             .where(Depot.organisation_id.in_(_ids(org_ids)), Movement.pool == Pool.OPERATIONAL.value,
+             .where(Movement.depot_id.in_(id_list(depots)), Movement.pool == Pool.OPERATIONAL.value,
                     Movement.occurred_at >= tz_start)
-             .group_by(Depot.organisation_id, Lot.item_id, Lot.expiry, day))
+             .group_by(Movement.depot_id, Lot.item_id, Lot.expiry, day))
     if items is not None:
-        since = since.where(Lot.item_id.in_(_ids(items)))
+        since = since.where(Lot.item_id.in_(id_list(items)))
 
     days: dict[dt.date | None, int] = {None: _NEVER}  # expiry → days since 1970-01-01
 
@@ -392,10 +414,10 @@ def _computed_use(session: so.Session, org_ids: set[int], items: set[int] | None
     events: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
     # Tens of thousands of rows at a supply centre and nothing to map to objects: run on the
     # connection (the session was flushed by the read of the balances just before).
-    for org_id, item_id, expiry, when, quantity, normal_quantity in session.connection().execute(since).all():
+    for depot_id, item_id, expiry, when, quantity, normal_quantity in session.connection().execute(since).all():
         if when < first:
             continue  # a reversal of a movement from before the window: part of the opening stock
-        key = (org_id, item_id)
+        key = (depots[depot_id], item_id)
         if wanted is not None and key not in wanted:
             continue
         found = events.get(key)
@@ -467,7 +489,7 @@ def _walk(stock: dict[int, int], events: list[tuple[int, int, int, int]], first:
 
 
 def _kept_or_computed(session: so.Session, pairs: set[tuple[int, int]], today: dt.date, window_weeks: int,
-                      on_hand: Iterable[_LotStock], keep: bool) -> dict[tuple[int, int], ComputedUse]:
+                      depots: dict[int, int], on_hand: Iterable[_LotStock], keep: bool) -> dict[tuple[int, int], ComputedUse]:
     """``computed_use`` of ``pairs``: the figures kept for ``today`` (one row per pair, see
     ``models.ComputedUse``), the rest computed from the window's movements — and, with ``keep``
     (the scheduler's scan, the evaluation after a posting: never a page), kept for the next read."""
@@ -478,7 +500,7 @@ def _kept_or_computed(session: so.Session, pairs: set[tuple[int, int]], today: d
     for org_id, item_id, issued, in_stock_days, window_days in session.execute(
             sa.select(KeptUse.organisation_id, KeptUse.item_id, KeptUse.issued, KeptUse.in_stock_days,
                       KeptUse.window_days)
-            .where(KeptUse.organisation_id.in_(_ids(org_ids)), KeptUse.evaluated_on == today,
+            .where(KeptUse.organisation_id.in_(id_list(org_ids)), KeptUse.evaluated_on == today,
                    KeptUse.window_weeks == window_weeks)):
         if (org_id, item_id) in pairs:
             kept[(org_id, item_id)] = (None if issued is None
@@ -487,8 +509,9 @@ def _kept_or_computed(session: so.Session, pairs: set[tuple[int, int]], today: d
     missing = pairs - kept.keys()
     if not missing:
         return found
-    computed = _computed_use(session, {o for o, _ in missing}, {i for _, i in missing}, missing, today,
-                             window_weeks, on_hand)
+    missing_orgs = {o for o, _ in missing}
+    computed = _computed_use(session, {d: o for d, o in depots.items() if o in missing_orgs},
+                             {i for _, i in missing}, missing, today, window_weeks, on_hand)
     found.update(computed)
     if keep:
         window_days = (today - (today - dt.timedelta(weeks=window_weeks))).days
@@ -652,7 +675,8 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     item_filter = {item.id} if item is not None else set(item_ids) if item_ids is not None else None
     if item_filter is not None and not item_filter:
         return []
-    on_hand = _stock_by_lot(session, org_ids, item_filter)
+    depots = depots_of(session, org_ids)
+    on_hand = _stock_by_lot(session, depots, item_filter)
     stock: dict[tuple[int, int, str], list[LotQuantity]] = {}
     held: set[tuple[int, int]] = set()
     for lot in on_hand:
@@ -665,7 +689,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     held |= {(o, i) for o, i, _ in stored}
     entries: dict[tuple[int, str], dict[int, ItemListEntry]] = {}
     for entry in session.scalars(sa.select(ItemListEntry).join(ItemListEntry.item_list)
-                                 .where(ItemList.organisation_id.in_(_ids(org_ids)))
+                                 .where(ItemList.organisation_id.in_(id_list(org_ids)))
                                  .options(so.contains_eager(ItemListEntry.item_list))):
         entries.setdefault((entry.item_list.organisation_id, entry.item_list.code), {})[entry.item_id] = entry
 
@@ -673,7 +697,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     categories: dict[int, str] = {}
     if held and any(p.category for p in policies):
         held_items = {i for _, i in held}
-        categories = dict(session.execute(sa.select(Item.id, Item.category).where(Item.id.in_(_ids(held_items)))).all())
+        categories = dict(session.execute(sa.select(Item.id, Item.category).where(Item.id.in_(id_list(held_items)))).all())
     held_by_category: dict[tuple[int, str], list[int]] = {}
     for org_id, item_id in sorted(held):
         if item_id in categories:
@@ -704,10 +728,10 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     pairs = {(o, i) for o, i, _ in chosen}
     reported = {i for _, i in pairs}
     items = ({item.id: item} if item is not None else
-             {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(_ids(reported))))})
+             {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(id_list(reported))))})
     needs_computed = {p for p in pairs if (p[0], p[1], BaselineSource.MANUAL.value) not in stored
                       and (p[0], p[1], BaselineSource.ANNUAL_3Y.value) not in stored}
-    computed = _kept_or_computed(session, needs_computed, today, window_weeks, on_hand, keep_computed)
+    computed = _kept_or_computed(session, needs_computed, today, window_weeks, depots, on_hand, keep_computed)
 
     # A policy's days as exact fractions, once per policy rather than once per row.
     limits = {p.id: (exact(p.min_days), exact(p.target_days), exact(p.max_days) if p.max_days is not None else None)
@@ -906,7 +930,8 @@ def item_coverage(session: so.Session, organisation: Organisation, items: Iterab
     wanted = {i.id: i for i in items}
     if not wanted:
         return {}
-    on_hand = _stock_by_lot(session, [organisation.id], list(wanted))
+    depots = depots_of(session, [organisation.id])
+    on_hand = _stock_by_lot(session, depots, list(wanted))
     usable: dict[int, int] = {}
     for lot in on_hand:
         if _usable(lot, today):
@@ -915,7 +940,7 @@ def item_coverage(session: so.Session, organisation: Organisation, items: Iterab
     needs_computed = {(organisation.id, i) for i in wanted
                       if not any((organisation.id, i, source) in stored
                                  for source in (BaselineSource.MANUAL.value, BaselineSource.ANNUAL_3Y.value))}
-    computed = (_computed_use(session, {organisation.id}, {i for _, i in needs_computed}, needs_computed,
+    computed = (_computed_use(session, depots, {i for _, i in needs_computed}, needs_computed,
                               today, window_weeks, on_hand) if needs_computed else {})
     result = {}
     for item_id, item in wanted.items():
