@@ -268,6 +268,14 @@ def stored_baselines(session: so.Session, organisation_ids: Iterable[int], today
     return found
 
 
+def without_stored_baseline(stored: dict[tuple[int, int, str], StoredBaseline],
+                            pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The (organisation, item) pairs of ``pairs`` with no stored baseline in force
+    (``stored_baselines``): the ones a computed baseline is needed for."""
+    has_one = {(org_id, item_id) for org_id, item_id, _source in stored}
+    return {pair for pair in pairs if pair not in has_one}
+
+
 class _LotStock(NamedTuple):
     """What one lot holds now in one pool, summed over an organisation's depots."""
 
@@ -514,7 +522,7 @@ def _kept_or_computed(session: so.Session, pairs: set[tuple[int, int]], today: d
                              {i for _, i in missing}, missing, today, window_weeks, on_hand)
     found.update(computed)
     if keep:
-        window_days = (today - (today - dt.timedelta(weeks=window_weeks))).days
+        window_days = 7 * window_weeks
         rows = [{"organisation_id": o, "item_id": i, "evaluated_on": today, "window_weeks": window_weeks,
                  "issued": use.issued if use else None, "in_stock_days": use.in_stock_days if use else 0,
                  "window_days": use.window_days if use else window_days}
@@ -729,8 +737,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     reported = {i for _, i in pairs}
     items = ({item.id: item} if item is not None else
              {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(id_list(reported))))})
-    needs_computed = {p for p in pairs if (p[0], p[1], BaselineSource.MANUAL.value) not in stored
-                      and (p[0], p[1], BaselineSource.ANNUAL_3Y.value) not in stored}
+    needs_computed = without_stored_baseline(stored, pairs)
     computed = _kept_or_computed(session, needs_computed, today, window_weeks, depots, on_hand, keep_computed)
 
     # A policy's days as exact fractions, once per policy rather than once per row.
@@ -937,9 +944,7 @@ def item_coverage(session: so.Session, organisation: Organisation, items: Iterab
         if _usable(lot, today):
             usable[lot.item_id] = usable.get(lot.item_id, 0) + lot.quantity
     stored = stored_baselines(session, [organisation.id], today, list(wanted))
-    needs_computed = {(organisation.id, i) for i in wanted
-                      if not any((organisation.id, i, source) in stored
-                                 for source in (BaselineSource.MANUAL.value, BaselineSource.ANNUAL_3Y.value))}
+    needs_computed = without_stored_baseline(stored, {(organisation.id, i) for i in wanted})
     computed = (_computed_use(session, depots, {i for _, i in needs_computed}, needs_computed,
                               today, window_weeks, on_hand) if needs_computed else {})
     result = {}

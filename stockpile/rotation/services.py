@@ -12,8 +12,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.errors import InsufficientStock
-from stockpile.inventory.models import (Balance, BaselineSource, Depot, Item, Lot, LotStatus, Movement,
-                                        Organisation, Pool)
+from stockpile.inventory.models import Balance, Depot, Item, Lot, LotStatus, Movement, Organisation, Pool
 
 # Lots without expiry go last; this date sorts after every real one.
 _NO_EXPIRY = dt.date.max
@@ -269,9 +268,8 @@ def rotation_plan(session: so.Session, organisations: Sequence[Organisation], *,
         return []
     item_ids = list({i for _, i in groups})
     stored = coverage.stored_baselines(session, org_ids, today, item_ids)
-    computed = coverage.computed_use(session, org_ids, today, pairs={
-        (o, i) for o, i in groups if (o, i, BaselineSource.MANUAL.value) not in stored
-        and (o, i, BaselineSource.ANNUAL_3Y.value) not in stored})
+    computed = coverage.computed_use(session, org_ids, today,
+                                     pairs=coverage.without_stored_baseline(stored, groups))
     result = []
     for (org_id, item_id), lines in groups.items():
         baseline, reason = coverage.baseline_in_force(stored, computed, org_id, item_id)
