@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.db import make_engine, upgrade
-from stockpile.inventory import coverage
+from stockpile.coverage import services as coverage
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Organisation
 
@@ -47,7 +47,7 @@ def build(session: so.Session, municipalities: int, today: dt.date) -> None:
         depot = inventory.create_depot(session, code=f"K{n:04d}-D", name="Store", organisation=org)
         for item in items:
             yearly = rng.randint(500, 50_000)
-            inventory.set_annual_baseline(session, inventory.Context(None, dt.datetime.now(dt.timezone.utc), today),
+            coverage.set_annual_baseline(session, inventory.Context(None, dt.datetime.now(dt.timezone.utc), today),
                                           organisation=org, item=item,
                                           annual_use={y: round(yearly * rng.uniform(0.9, 1.1)) for y in range(today.year - 3, today.year)},
                                           valid_from=dt.date(today.year, 1, 1))

@@ -100,7 +100,8 @@ import sqlalchemy.orm as so
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stockpile.db import begin_write, load_models, make_engine  # noqa: E402
+from stockpile.db import begin_write, make_engine
+from stockpile.models import load_models  # noqa: E402
 from stockpile.inventory import services as inventory  # noqa: E402
 
 load_models()  # every mapper known before the first query, as in the application
@@ -933,7 +934,7 @@ class NightlyResult:
 
 def measure_nightly(url: str) -> NightlyResult:
     from stockpile import create_app, scheduler
-    from stockpile.rotation.models import JobOutcome
+    from stockpile.scheduler.models import JobOutcome
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(16)})
     runs, summaries = [], []

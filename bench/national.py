@@ -87,12 +87,14 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 from stockpile.alerts import services as alerts  # noqa: E402
 from stockpile.auth import services as auth  # noqa: E402
 from stockpile.db import begin_write, make_engine, upgrade  # noqa: E402
-from stockpile.inventory import coverage  # noqa: E402
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage  # noqa: E402
 from stockpile.inventory import services as inventory  # noqa: E402
 from stockpile.rotation import services as rotation  # noqa: E402
-from stockpile.inventory.models import (Baseline, BaselineSource, Category, Depot,  # noqa: E402
-                                        DisposalReason, IssueFlag, Item, LotEventKind, LotStatus,
-                                        MovementKind, Organisation, OrganisationKind, Pool, PPEGroup)
+from stockpile.coverage.models import Baseline, BaselineSource
+from stockpile.inventory.models import (Category, Depot, DisposalReason, IssueFlag, Item,
+                                        LotEventKind, LotStatus, MovementKind, Organisation,
+                                        OrganisationKind, PPEGroup, Pool)
 
 OSLO = ZoneInfo(inventory.DEFAULT_TIMEZONE)
 PASSWORD = "bench-password"
@@ -1177,26 +1179,26 @@ class Build:
         admin = ctx["admin"]
         for code, on_list in self.emergency_items.items():
             staff = ctx.get(code, admin)
-            item_list = inventory.item_list_for(s, self.orgs[code], EMERGENCY_LIST,
+            item_list = coverage.item_list_for(s, self.orgs[code], EMERGENCY_LIST,
                                                 name="Emergency list (beredskapslager)")
             for item in on_list:
-                inventory.save_list_entry(s, staff, item_list=item_list, item=items[item.id])
+                coverage.save_list_entry(s, staff, item_list=item_list, item=items[item.id])
         count = 0
         for code, pairs in self.critical.items():
             staff = ctx.get(code, admin)
-            item_list = inventory.item_list_for(s, self.orgs[code], CRITICAL_DRUGS, name="Critical drug list")
+            item_list = coverage.item_list_for(s, self.orgs[code], CRITICAL_DRUGS, name="Critical drug list")
             drugs = [p.item for p in pairs]
             for p in pairs:
                 alternatives = []
                 if rng.random() < 0.3 and len(drugs) > 1:
                     alternatives = [items[a.id] for a in rng.sample([d for d in drugs if d.id != p.item.id], 1)]
-                inventory.save_list_entry(
+                coverage.save_list_entry(
                     s, staff, item_list=item_list, item=items[p.item.id],
                     min_days=rng.choice([None, None, None, 21, 28]),
                     criticality=rng.choice(["high", "high", "medium", "low"]), alternatives=alternatives,
                     note=rng.choice([None, None, "No substitute on the list.", "Supplier shortage notice."]))
                 if rng.random() < 0.5:  # daily use entered by the pharmacist; the rest computed
-                    inventory.set_manual_baseline(
+                    coverage.set_manual_baseline(
                         s, staff, organisation=self.orgs[code], item=items[p.item.id],
                         weekly_use=round(Decimal(p.rate * 7 * rng.uniform(0.9, 1.1)), 2), valid_from=self.start,
                         note="Daily use from the pharmacy's consumption statistics")
@@ -1205,7 +1207,7 @@ class Build:
             code = f"FS-{number}"
             for p in self.depots[code].pairs:
                 if p.pool == OP and (p.item.category == Category.EQUIPMENT or rng.random() < 0.01):
-                    inventory.set_manual_baseline(s, ctx.get(code, admin), organisation=self.orgs[code],
+                    coverage.set_manual_baseline(s, ctx.get(code, admin), organisation=self.orgs[code],
                                                   item=items[p.item.id],
                                                   weekly_use=round(Decimal(p.rate * 7), 2), valid_from=self.start,
                                                   note="Replacement rate agreed with the trusts")
@@ -1230,7 +1232,7 @@ class Build:
                 use[y] = round(use[y] * 2.5)  # the deviating year: far above normal
             if not deviating:
                 del use[year - 4]
-            weekly, used_years, replaced = coverage.annual_3y(use, valid_from.year, deviating)
+            weekly, used_years, replaced = arithmetic.annual_3y(use, valid_from.year, deviating)
             rows.append(Baseline(organisation_id=org, item_id=p.item.id, source=BaselineSource.ANNUAL_3Y.value,
                                  weekly_use=round(Decimal(weekly.numerator) / Decimal(weekly.denominator), 4),
                                  valid_from=valid_from, annual_use={str(y): int(n) for y, n in sorted(use.items())},

@@ -4,7 +4,8 @@ import os
 
 from alembic import context
 
-from stockpile.db import load_models, make_engine
+from stockpile.db import make_engine
+from stockpile.models import load_models
 
 config = context.config
 target_metadata = load_models()

@@ -158,7 +158,7 @@ def jobs_list() -> None:
 def jobs_run(name: str) -> None:
     """Run the job NAME once now, recorded like a scheduled run; exit 1 if it fails."""
     from stockpile import scheduler
-    from stockpile.rotation.models import JobOutcome
+    from stockpile.scheduler.models import JobOutcome
 
     try:
         job = scheduler.job_named(name)

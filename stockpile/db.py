@@ -7,8 +7,10 @@ import Flask, so the CLI, the scheduler and the tests call them the same way.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def in_enum(column: str, enum_cls: type[enum.Enum]) -> str:
+    """The SQL of a CHECK constraint that keeps ``column`` to the values of ``enum_cls``."""
+    return f"{column} IN ({', '.join(repr(m.value) for m in enum_cls)})"
+
+
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and real BEGINs."""
     if url.startswith("postgres://"):
@@ -92,11 +99,28 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-AfterCommit = Callable[[so.Session], None]
+Hook = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the packages above the ledger do when it changes, registered where sessions are made
+    (``create_app`` for the web, the CLI and the scheduler; the tests' session fixture).
+
+    - ``stock_changed(session, pairs)``: a posting changed the stock of these (organisation id,
+      item id) pairs; called inside the posting's transaction.
+    - ``lot_changed(session, item_id)``: a lot of this item changed status or expiry; likewise.
+    - ``after_commit(session)``: called once a commit has landed (see ``Session``).
+    """
+
+    stock_changed: Sequence[Hook] = ()
+    lot_changed: Sequence[Hook] = ()
+    after_commit: Sequence[Hook] = ()
 
 
 class Session(so.Session):
-    """A session that runs work which must follow a commit, once the commit has landed.
+    """A session that calls its ``Hooks``: within the transaction when the ledger says so
+    (``run_hooks``), and after each commit, once it has landed.
 
     Each ``after_commit`` hook is called after the transaction committed and released its locks,
     in a new transaction of the same session (so what it writes is at once visible to whoever
@@ -105,9 +129,9 @@ class Session(so.Session):
     event cannot run SQL, hence a method.)
     """
 
-    def __init__(self, *args: Any, after_commit: Sequence[AfterCommit] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hooks: Hooks = Hooks(), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.after_commit_hooks = tuple(after_commit)
+        self.hooks = hooks
         self._in_hooks = False
 
     def commit(self) -> None:
@@ -116,7 +140,7 @@ class Session(so.Session):
             return
         self._in_hooks = True
         try:
-            for hook in self.after_commit_hooks:
+            for hook in self.hooks.after_commit:
                 try:
                     hook(self)
                 except Exception:  # noqa: BLE001 - the commit before it stands whatever happens here
@@ -124,6 +148,14 @@ class Session(so.Session):
                     log.exception("%s failed after a commit; the commit stands", hook.__qualname__)
         finally:
             self._in_hooks = False
+
+
+def run_hooks(session: so.Session, event: str, *args: Any) -> None:
+    """Call ``session``'s hooks for ``event`` (``stock_changed`` or ``lot_changed``) in its
+    transaction. A plain SQLAlchemy session has none."""
+    hooks = session.hooks if isinstance(session, Session) else Hooks()
+    for hook in getattr(hooks, event):
+        hook(session, *args)
 
 
 WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
@@ -146,11 +178,11 @@ class Database:
     def __init__(self) -> None:
         self.fixed_session: so.Session | None = None  # tests bind one session to a transaction
 
-    def init_app(self, app: Flask, *, after_commit: Sequence[AfterCommit] = ()) -> None:
-        """Bind the app's database; every session it hands out runs ``after_commit`` (see Session)."""
+    def init_app(self, app: Flask, *, hooks: Hooks = Hooks()) -> None:
+        """Bind the app's database; every session it hands out calls ``hooks`` (see Session)."""
         engine = make_engine(app.config["DATABASE_URL"])
         app.extensions["stockpile.db"] = so.sessionmaker(engine, class_=Session, expire_on_commit=False,
-                                                         after_commit=tuple(after_commit))
+                                                         hooks=hooks)
         app.teardown_appcontext(self._remove)
 
     @property
@@ -178,16 +210,6 @@ class Database:
 
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
-
-
-def load_models() -> sa.MetaData:
-    """Import every model module so ``Base.metadata`` knows all tables; returns it."""
-    import stockpile.alerts.models  # noqa: F401
-    import stockpile.auth.models  # noqa: F401
-    import stockpile.inventory.models  # noqa: F401
-    import stockpile.rotation.models  # noqa: F401
-
-    return Base.metadata
 
 
 def alembic_config(connection: sa.Connection | None = None, url: str | None = None) -> Any:

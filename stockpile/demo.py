@@ -40,12 +40,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from stockpile.coverage import services as coverage
 from stockpile.auth import services as auth
 from stockpile.auth.models import User
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import (Balance, Depot, IssueFlag, Item, Lot, LotStatus, Movement,
                                         Organisation, Pool)
-from stockpile.rotation import services as fefo
+from stockpile.inventory import fefo
 
 SEED = 20260101
 HISTORY_DAYS = 364  # 52 weeks of movements, ending the day before the load date
@@ -750,26 +751,26 @@ class _Builder:
                     use[y] = round(use[y] * 2.5)  # the deviating year: far above normal
                 if not deviating:
                     del use[year - 4]
-                inventory.set_annual_baseline(
+                coverage.set_annual_baseline(
                     self.s, admin, organisation=self.orgs[code], item=self.items[item_code],
                     annual_use=use, deviating_years=deviating, valid_from=valid_from)
 
         centre = self.orgs[CENTRE.code]
         staff = self.ctx(CENTRE.user)
-        emergency = inventory.item_list_for(self.s, centre, "emergency", name="Emergency list (beredskapslager)")
+        emergency = coverage.item_list_for(self.s, centre, "emergency", name="Emergency list (beredskapslager)")
         for flow in CENTRE.flows:
             if flow.emergency_weeks:
-                inventory.save_list_entry(self.s, staff, item_list=emergency, item=self.items[flow.item])
-        inventory.set_manual_baseline(self.s, staff, organisation=centre, item=self.items["INF-PUMP"],
+                coverage.save_list_entry(self.s, staff, item_list=emergency, item=self.items[flow.item])
+        coverage.set_manual_baseline(self.s, staff, organisation=centre, item=self.items["INF-PUMP"],
                                       weekly_use=3, valid_from=self.start,
                                       note="Replacement rate agreed with the trusts (demo)")
-        inventory.save_policy(self.s, name="Supply centre emergency stock: visors 24 weeks",
+        coverage.save_policy(self.s, name="Supply centre emergency stock: visors 24 weeks",
                               organisation_kind="supply_centre", item=self.items["VISOR"],
                               pool="emergency", min_days=168, target_days=168)
 
         pharmacy = self.orgs[HOSPITAL_PHARMACY.code]
         pharmacist = self.ctx(HOSPITAL_PHARMACY.user)
-        drugs = inventory.item_list_for(self.s, pharmacy, "critical-drugs", name="Critical drug list")
+        drugs = coverage.item_list_for(self.s, pharmacy, "critical-drugs", name="Critical drug list")
         settings = {  # item: (minimum days or None for the policy's 14, criticality, alternatives, note)
             "PROPOFOL": (None, "high", ["MIDAZOLAM"], "Sedation in intensive care."),
             "MIDAZOLAM": (100, "high", ["PROPOFOL"],
@@ -783,10 +784,10 @@ class _Builder:
         for flow in HOSPITAL_PHARMACY.flows:
             min_days, criticality, alternatives, note = settings[flow.item]
             item = self.items[flow.item]
-            inventory.save_list_entry(self.s, pharmacist, item_list=drugs, item=item, min_days=min_days,
+            coverage.save_list_entry(self.s, pharmacist, item_list=drugs, item=item, min_days=min_days,
                                       criticality=criticality, note=note,
                                       alternatives=[self.items[a] for a in alternatives])
-            inventory.set_manual_baseline(self.s, pharmacist, organisation=pharmacy, item=item,
+            coverage.set_manual_baseline(self.s, pharmacist, organisation=pharmacy, item=item,
                                           weekly_use=flow.weekly, valid_from=self.start,
                                           note="Daily use from the pharmacy's consumption statistics (demo)")
 

@@ -6,6 +6,7 @@ into a flashed message. Nothing is posted when one is raised: the caller rolls b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -64,3 +65,27 @@ class LotExpired(DomainError):
 
 class LotNotUsable(DomainError):
     code = "lot_not_usable"
+
+
+def field_error(field: str, message: str, cls: type[InvalidInput] = InvalidInput) -> InvalidInput:
+    """An error about one field of the input, its message shown beside that field."""
+    return cls(message, fields={field: [message]})
+
+
+def check_choice(field: str, value: str, allowed: Iterable[str]) -> str:
+    allowed = [str(a) for a in allowed]
+    if value not in allowed:
+        raise field_error(field, f"{field} must be one of {', '.join(allowed)}; got {value!r}.")
+    return value
+
+
+def check_positive(field: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise field_error(field, f"{field} must be a whole number above zero; got {value!r}.")
+    return value
+
+
+def required_text(field: str, value: str | None) -> str:
+    if value is None or not value.strip():
+        raise field_error(field, f"{field} is required.")
+    return value.strip()

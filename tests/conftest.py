@@ -18,8 +18,9 @@ import time_machine
 import sqlalchemy.orm as so
 
 from stockpile import create_app
-from stockpile.alerts import services as alerts
-from stockpile.db import Session, load_models, make_engine, upgrade
+from stockpile import HOOKS
+from stockpile.db import Session, make_engine, upgrade
+from stockpile.models import load_models
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from tests import factories
@@ -133,7 +134,7 @@ Like the app's sessions, it evaluates alerts for what was posted once a commit h
     sum of its movements (``verify`` finds nothing).
     """
     sess = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False,
-                   after_commit=[alerts.evaluate_after_posting])
+                   hooks=HOOKS)
     yield sess
     if not sess.is_active:
         sess.rollback()

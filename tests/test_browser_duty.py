@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from stockpile.coverage import services as coverage
 from stockpile.db import make_engine, upgrade
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Organisation
@@ -44,7 +45,7 @@ def database(tmp_path: Path) -> Iterator[str]:
         depot = session.scalar(sa.select(Depot).where(Depot.code == "MUN-D"))
         mask.pack_size = 50
         ctx = factories.ctx(today=today)
-        inventory.set_annual_baseline(
+        coverage.set_annual_baseline(
             session, ctx, organisation=municipality, item=mask,
             annual_use={year - 4: 19_000, year - 3: 20_000, year - 2: 90_000, year - 1: 21_000},
             deviating_years=[year - 2], valid_from=dt.date(year, 1, 1))

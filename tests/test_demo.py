@@ -18,6 +18,7 @@ import time_machine
 from click.testing import Result
 from flask import Flask
 
+from stockpile.coverage import arithmetic
 from stockpile import create_app, demo
 from stockpile.auth import services as auth
 from stockpile.auth.models import Membership, Role, User
@@ -255,7 +256,7 @@ def test_a_second_demo_run_is_refused_and_changes_nothing(loaded, session):
 
 
 def test_coverage_has_baselines_lists_and_targets_to_measure_by(loaded, session):
-    from stockpile.inventory import coverage
+    from stockpile.coverage import services as coverage
 
     region = session.scalar(sa.select(Organisation).where(Organisation.code == "SF-TF"))
     rows = coverage.evaluate(session, coverage.members_of(session, region), today=loaded.today)
@@ -269,7 +270,7 @@ def test_coverage_has_baselines_lists_and_targets_to_measure_by(loaded, session)
     drugs = coverage.evaluate(session, [pharmacy], today=loaded.today)
     assert len(drugs) == 7 and all(r.baseline.source == "manual" for r in drugs)
     midazolam = next(r for r in drugs if r.item.code == "MIDAZOLAM")
-    assert midazolam.min_days == 100 and midazolam.status is coverage.Status.BELOW_MIN
+    assert midazolam.min_days == 100 and midazolam.status is arithmetic.Status.BELOW_MIN
 
     centre = session.scalar(sa.select(Organisation).where(Organisation.code == "HSO-FS"))
     centre_rows = coverage.evaluate(session, [centre], today=loaded.today)

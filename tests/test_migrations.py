@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from stockpile.db import alembic_config, load_models, make_engine, upgrade
+from stockpile.db import alembic_config, make_engine, upgrade
+from stockpile.models import load_models
 
 
 def test_models_match_the_migrated_schema(engine):

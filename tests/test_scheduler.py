@@ -1,4 +1,4 @@
-"""The scheduler (stockpile/scheduler.py): every run recorded, failures recorded and survived,
+"""The scheduler (stockpile/scheduler/): every run recorded, failures recorded and survived,
 one run per tick across processes, the CLI commands and the administration page."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from stockpile import create_app, scheduler
 from stockpile.db import make_engine, upgrade, utcnow
 from stockpile.extensions import db
 from stockpile.inventory.models import Organisation
-from stockpile.rotation.models import JobLease, JobRun
+from stockpile.scheduler.models import JobLease, JobRun
 from tests import factories, scheduler_process
 from tests.conftest import DEFAULT_POSTGRES_URL, _postgres_unavailable, login
 

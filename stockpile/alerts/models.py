@@ -10,7 +10,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.db import Base, UTCDateTime, utcnow
-from stockpile.inventory.models import Item, Lot, Organisation, _in
+from stockpile.inventory.models import Item, Lot, Organisation
+from stockpile.db import in_enum
 
 if TYPE_CHECKING:
     from stockpile.auth.models import User
@@ -39,7 +40,7 @@ class AlertRule(Base):
     """One rule of DESIGN.md §6: on or off, how severe, and its thresholds (``params``)."""
 
     __tablename__ = "alert_rules"
-    __table_args__ = (sa.CheckConstraint(_in("severity", Severity), name="severity"),)
+    __table_args__ = (sa.CheckConstraint(in_enum("severity", Severity), name="severity"),)
 
     code: so.Mapped[str] = so.mapped_column(sa.String(40), primary_key=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(200))
@@ -53,8 +54,8 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        sa.CheckConstraint(_in("state", AlertState), name="state"),
-        sa.CheckConstraint(_in("severity", Severity), name="severity"),
+        sa.CheckConstraint(in_enum("state", AlertState), name="state"),
+        sa.CheckConstraint(in_enum("severity", Severity), name="severity"),
         sa.Index("ix_alerts_org_state", "organisation_id", "state"),
     )
 
@@ -83,7 +84,7 @@ class AlertEvent(Base):
     """The history of an alert: opened, acknowledged (by whom, with a comment), resolved, re-opened."""
 
     __tablename__ = "alert_events"
-    __table_args__ = (sa.CheckConstraint(_in("kind", AlertEventKind), name="kind"),)
+    __table_args__ = (sa.CheckConstraint(in_enum("kind", AlertEventKind), name="kind"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     alert_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
@@ -100,7 +101,7 @@ class DigestSetting(Base):
     """A user's choice for the daily e-mail digest, and when the last one went out."""
 
     __tablename__ = "digest_settings"
-    __table_args__ = (sa.CheckConstraint(_in("min_severity", Severity), name="min_severity"),)
+    __table_args__ = (sa.CheckConstraint(in_enum("min_severity", Severity), name="min_severity"),)
 
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     enabled: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.true())

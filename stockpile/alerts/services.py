@@ -25,11 +25,13 @@ from stockpile.alerts.models import (Alert, AlertEvent, AlertEventKind, AlertRul
                                      Severity)
 from stockpile.db import begin_write, utcnow
 from stockpile.errors import Conflict
-from stockpile.inventory import coverage
-from stockpile.inventory.models import (Balance, Depot, ItemListEntry, Lot, LotStatus, Movement,
-                                        MovementKind, Organisation)
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage
+from stockpile.inventory.models import (Balance, Depot, Lot, LotStatus, Movement, MovementKind,
+                                        Organisation)
+from stockpile.coverage.models import ItemListEntry
 from stockpile.inventory.services import STOCK_CHANGED, local_today
-from stockpile.inventory.models import ItemList as ItemListModel
+from stockpile.coverage.models import ItemList as ItemListModel
 
 CRITICAL_DRUG_LIST = "critical-drugs"
 
@@ -80,12 +82,12 @@ def conditions(session: so.Session, organisations: Sequence[Organisation], *, to
     alternatives = _critical_drug_alternatives(session, org_ids)
     for row in rows:
         where = f"{row.item.name} ({row.item.code}) at {row.organisation.name}, {row.pool} pool, policy {row.policy.name}"
-        if row.status is coverage.Status.NO_BASELINE:
+        if row.status is arithmetic.Status.NO_BASELINE:
             add("no_baseline", row.organisation.id, row.item.id, None,
                 f"{where}: no baseline of normal use, so coverage is unknown. {row.no_baseline_reason}", row.pool)
             continue
         assert row.days is not None
-        if row.status is coverage.Status.BELOW_MIN:
+        if row.status is arithmetic.Status.BELOW_MIN:
             add("coverage_below_min", row.organisation.id, row.item.id, None,
                 f"{where}: {_days(row.days)} days of coverage, below the minimum of {_days(row.min_days)} "
                 f"days; {row.shortfall} units short of the target.", row.pool)

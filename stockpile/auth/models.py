@@ -10,7 +10,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.db import Base, UTCDateTime, utcnow
-from stockpile.inventory.models import Organisation, _in
+from stockpile.inventory.models import Organisation
+from stockpile.db import in_enum
 
 
 class Role(enum.StrEnum):
@@ -73,7 +74,7 @@ class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (
         sa.UniqueConstraint("user_id", "organisation_id", "role"),
-        sa.CheckConstraint(_in("role", Role), name="role"),
+        sa.CheckConstraint(in_enum("role", Role), name="role"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

@@ -20,7 +20,8 @@ from wtforms.fields.choices import SelectChoice as option
 
 from stockpile.errors import DomainError
 from stockpile.inventory.models import (Category, DisposalReason, IssueFlag, LotStatus,
-                                        OrganisationKind, PolicyPool, Pool, PPEGroup)
+                                        OrganisationKind, PPEGroup, Pool)
+from stockpile.coverage.models import PolicyPool
 
 POOL_LABELS = {Pool.OPERATIONAL: _l("Operational"), Pool.EMERGENCY: _l("Emergency")}
 KIND_LABELS = {
@@ -341,7 +342,7 @@ class ScenarioForm(DomainForm):
 
 from wtforms import SelectMultipleField  # noqa: E402  (only the drug list chooses several)
 
-from stockpile.inventory.models import Criticality  # noqa: E402
+from stockpile.coverage.models import Criticality  # noqa: E402
 
 CRITICALITY_LABELS = {Criticality.HIGH: _l("High"), Criticality.MEDIUM: _l("Medium"),
                       Criticality.LOW: _l("Low")}

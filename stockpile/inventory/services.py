@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,17 +21,14 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.dialects import postgresql, sqlite
 
+from stockpile import db
 from stockpile.db import Base, begin_write, utcnow
-from stockpile.errors import (Conflict, InsufficientStock, InvalidInput, LotExpired,
-                              LotNotUsable, NotFound)
-from stockpile.inventory import coverage
-from stockpile.inventory.models import (Balance, Baseline, BaselineSource, Category, Criticality,
-                                        Depot, DisposalReason, IssueFlag, Item, ItemList,
-                                        ItemListAction, ItemListChange, ItemListEntry, Lot,
-                                        LotEvent, LotEventKind, LotStatus, Movement, MovementKind,
-                                        Organisation, OrganisationKind, Policy, PolicyPool, Pool,
-                                        PPEGroup, Scenario, ScenarioFactor)
-from stockpile.rotation import services as fefo
+from stockpile.errors import (Conflict, InsufficientStock, LotExpired, LotNotUsable,
+                              NotFound, check_choice, check_positive, field_error, required_text)
+from stockpile.inventory import fefo
+from stockpile.inventory.models import (Balance, Category, Depot, DisposalReason, IssueFlag, Item,
+                                        Lot, LotEvent, LotEventKind, LotStatus, Movement,
+                                        MovementKind, Organisation, OrganisationKind, Pool, PPEGroup)
 
 M = TypeVar("M", bound=Base)
 
@@ -47,29 +43,6 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 def local_today(timezone: str = DEFAULT_TIMEZONE) -> dt.date:
     """Today's date where the stock is (expiry is a calendar date, not a UTC instant)."""
     return dt.datetime.now(ZoneInfo(timezone)).date()
-
-
-def _field_error(field: str, message: str, cls: type[InvalidInput] = InvalidInput) -> InvalidInput:
-    return cls(message, fields={field: [message]})
-
-
-def _choice(field: str, value: str, allowed: Iterable[str]) -> str:
-    allowed = [str(a) for a in allowed]
-    if value not in allowed:
-        raise _field_error(field, f"{field} must be one of {', '.join(allowed)}; got {value!r}.")
-    return value
-
-
-def _positive(field: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _field_error(field, f"{field} must be a whole number above zero; got {value!r}.")
-    return value
-
-
-def _required_text(field: str, value: str | None) -> str:
-    if value is None or not value.strip():
-        raise _field_error(field, f"{field} is required.")
-    return value.strip()
 
 
 # --- master data -------------------------------------------------------------------------
@@ -104,12 +77,12 @@ def _ensure_unique_code(session: so.Session, model: type[Base], code: str) -> No
 
 def create_organisation(session: so.Session, *, code: str, name: str, kind: str,
                         parent: str | None = None, population: int | None = None) -> Organisation:
-    _choice("kind", kind, OrganisationKind)
+    check_choice("kind", kind, OrganisationKind)
     _ensure_unique_code(session, Organisation, code)
     parent_org = by_code(session, Organisation, parent, field="parent") if parent else None
     if population is not None and population < 0:
-        raise _field_error("population", "population cannot be negative.")
-    org = Organisation(code=code, name=_required_text("name", name), kind=kind,
+        raise field_error("population", "population cannot be negative.")
+    org = Organisation(code=code, name=required_text("name", name), kind=kind,
                        parent=parent_org, population=population)
     session.add(org)
     session.flush()
@@ -118,7 +91,7 @@ def create_organisation(session: so.Session, *, code: str, name: str, kind: str,
 
 def create_depot(session: so.Session, *, code: str, name: str, organisation: Organisation) -> Depot:
     _ensure_unique_code(session, Depot, code)
-    depot = Depot(code=code, name=_required_text("name", name), organisation=organisation)
+    depot = Depot(code=code, name=required_text("name", name), organisation=organisation)
     session.add(depot)
     session.flush()
     return depot
@@ -127,21 +100,21 @@ def create_depot(session: so.Session, *, code: str, name: str, organisation: Org
 def create_item(session: so.Session, *, code: str, name: str, category: str, unit: str,
                 pack_size: int | None = None, gtin: str | None = None, atc: str | None = None,
                 ppe_group: str | None = None, has_expiry: bool = True) -> Item:
-    _choice("category", category, Category)
+    check_choice("category", category, Category)
     if ppe_group is not None:
-        _choice("ppe_group", ppe_group, PPEGroup)
+        check_choice("ppe_group", ppe_group, PPEGroup)
         if category != Category.PPE:
-            raise _field_error("ppe_group", "Only items of category ppe have a PPE group.")
+            raise field_error("ppe_group", "Only items of category ppe have a PPE group.")
     if pack_size is not None:
-        _positive("pack_size", pack_size)
+        check_positive("pack_size", pack_size)
     if gtin:
         gtin = normalise_gtin(gtin)
         if session.scalar(sa.select(Item.id).where(Item.gtin == gtin)) is not None:
             raise Conflict(f"Another item already has GTIN {gtin}.", code="duplicate_gtin",
                            fields={"gtin": [f"GTIN {gtin} is already registered."]})
     _ensure_unique_code(session, Item, code)
-    item = Item(code=code, name=_required_text("name", name), category=category,
-                unit=_required_text("unit", unit), pack_size=pack_size, gtin=gtin or None,
+    item = Item(code=code, name=required_text("name", name), category=category,
+                unit=required_text("unit", unit), pack_size=pack_size, gtin=gtin or None,
                 atc=atc or None, ppe_group=ppe_group, has_expiry=has_expiry)
     session.add(item)
     session.flush()
@@ -156,7 +129,7 @@ def normalise_gtin(gtin: str) -> str:
     try:
         parsed = Gtin.parse(gtin.strip())
     except ParseError as exc:
-        raise _field_error("gtin", f"Not a valid GTIN: {exc}") from exc
+        raise field_error("gtin", f"Not a valid GTIN: {exc}") from exc
     return parsed.as_gtin_14()
 
 
@@ -190,9 +163,9 @@ class Context:
         if occurred_at is None:
             occurred_at = now
         elif occurred_at.tzinfo is None:
-            raise _field_error("occurred_at", "occurred_at needs a time zone offset.")
+            raise field_error("occurred_at", "occurred_at needs a time zone offset.")
         elif occurred_at > now + FUTURE_TOLERANCE:
-            raise _field_error("occurred_at", "occurred_at cannot be in the future.")
+            raise field_error("occurred_at", "occurred_at cannot be in the future.")
         return cls(user_id, occurred_at, occurred_at.astimezone(ZoneInfo(timezone)).date())
 
 
@@ -258,14 +231,14 @@ def _post(session: so.Session, ctx: Context, kind: MovementKind, legs: Sequence[
     for key, balance in balances.items():
         balance.quantity = after[key]
     touched = {(leg.depot.organisation_id, leg.lot.item_id) for leg in legs}
-    coverage.forget_computed_use(session, touched)  # their computed baselines have changed
     session.info.setdefault(STOCK_CHANGED, set()).update(touched)
+    db.run_hooks(session, "stock_changed", touched)
     session.flush()
     return movements
 
 
 def _check_pool(pool: str, field: str = "pool") -> str:
-    return _choice(field, pool, Pool)
+    return check_choice(field, pool, Pool)
 
 
 def receive(session: so.Session, ctx: Context, *, depot: Depot, item: Item, lot_number: str,
@@ -273,12 +246,12 @@ def receive(session: so.Session, ctx: Context, *, depot: Depot, item: Item, lot_
             reference: str | None = None) -> list[Movement]:
     """Goods in: create the lot if new, add ``quantity`` to it. Refuses expired lots."""
     _check_pool(pool)
-    _positive("quantity", quantity)
-    lot_number = _required_text("lot_number", lot_number)
+    check_positive("quantity", quantity)
+    lot_number = required_text("lot_number", lot_number)
     if len(lot_number) > 40:
-        raise _field_error("lot_number", "lot_number is at most 40 characters.")
+        raise field_error("lot_number", "lot_number is at most 40 characters.")
     if expiry is None and item.has_expiry:
-        raise _field_error("expiry", f"{item.code} has a shelf life: the lot's expiry date is required.")
+        raise field_error("expiry", f"{item.code} has a shelf life: the lot's expiry date is required.")
     if expiry is not None and expiry < ctx.today:
         raise LotExpired(f"Lot {lot_number} expired on {expiry.isoformat()}; expired stock cannot be received.",
                          fields={"expiry": [f"{expiry.isoformat()} is before today ({ctx.today.isoformat()})."]})
@@ -327,7 +300,7 @@ def fefo_preview(session: so.Session, *, depot: Depot, pool: str, item: Item, qu
                  today: dt.date, min_remaining_days: int = 0) -> list[fefo.Pick]:
     """The lots an issue would take right now, without locking or posting anything."""
     balances = fefo.stock_lines(session, depot_id=depot.id, pool=pool, item_id=item.id)
-    return fefo.allocate(balances, _positive("quantity", quantity), today, min_remaining_days)
+    return fefo.allocate(balances, check_positive("quantity", quantity), today, min_remaining_days)
 
 
 def issue(session: so.Session, ctx: Context, *, depot: Depot, item: Item, quantity: int,
@@ -336,18 +309,18 @@ def issue(session: so.Session, ctx: Context, *, depot: Depot, item: Item, quanti
           override_reason: str | None = None, reference: str | None = None) -> list[Movement]:
     """Withdraw ``quantity`` FEFO (or from a named lot, with a reason): one movement per lot."""
     _check_pool(pool)
-    _positive("quantity", quantity)
-    _choice("flag", flag, IssueFlag)
+    check_positive("quantity", quantity)
+    check_choice("flag", flag, IssueFlag)
     min_days = min_remaining_days or 0
     if min_days < 0:
-        raise _field_error("min_remaining_days", "min_remaining_days cannot be negative.")
+        raise field_error("min_remaining_days", "min_remaining_days cannot be negative.")
     recipient = (recipient or "").strip() or None
     recipient_org = None
     if recipient:
         recipient_org = session.scalar(sa.select(Organisation).where(Organisation.code == recipient))
     begin_write(session)
     if lot_number:
-        reason = _required_text("override_reason", override_reason)
+        reason = required_text("override_reason", override_reason)
         balance = _named_lot_balance(session, depot, pool, item, lot_number)
         _check_named_lot_usable(balance.lot, ctx, min_days)
         legs = [Leg(balance.lot, depot, pool, -quantity, locked=balance)]
@@ -372,9 +345,9 @@ def transfer(session: so.Session, ctx: Context, *, from_depot: Depot, from_pool:
     """
     _check_pool(from_pool, "from_pool")
     _check_pool(to_pool, "to_pool")
-    _positive("quantity", quantity)
+    check_positive("quantity", quantity)
     if from_depot.id == to_depot.id and from_pool == to_pool:
-        raise _field_error("to_pool", "A transfer needs a different depot or pool to move to.")
+        raise field_error("to_pool", "A transfer needs a different depot or pool to move to.")
     begin_write(session)
     if lot_number:
         balance = _named_lot_balance(session, from_depot, from_pool, item, lot_number)
@@ -396,8 +369,8 @@ def adjust_to_count(session: so.Session, ctx: Context, *, depot: Depot, pool: st
     """Record a stock count: a signed correction to the counted quantity, or nothing if it matches."""
     _check_pool(pool)
     if isinstance(counted_quantity, bool) or not isinstance(counted_quantity, int) or counted_quantity < 0:
-        raise _field_error("counted_quantity", "counted_quantity must be a whole number, zero or more.")
-    reason = _required_text("reason", reason)
+        raise field_error("counted_quantity", "counted_quantity must be a whole number, zero or more.")
+    reason = required_text("reason", reason)
     begin_write(session)
     balance = _named_lot_balance(session, depot, pool, item, lot_number)
     delta = counted_quantity - balance.quantity
@@ -411,8 +384,8 @@ def dispose(session: so.Session, ctx: Context, *, depot: Depot, pool: str, item:
             lot_number: str, quantity: int, reason: str, reference: str | None = None) -> list[Movement]:
     """Write off ``quantity`` of a lot (expired, damaged, recalled, other)."""
     _check_pool(pool)
-    _positive("quantity", quantity)
-    _choice("reason", reason, DisposalReason)
+    check_positive("quantity", quantity)
+    check_choice("reason", reason, DisposalReason)
     begin_write(session)
     balance = _named_lot_balance(session, depot, pool, item, lot_number)
     return _post(session, ctx, MovementKind.DISPOSAL, [Leg(balance.lot, depot, pool, -quantity, locked=balance)],
@@ -425,7 +398,7 @@ def reverse(session: so.Session, ctx: Context, *, movement: Movement, reason: st
     Refuses a reversal of a reversal, a second reversal, and one that would take stock that
     has since left (``InsufficientStock``).
     """
-    reason = _required_text("reason", reason)
+    reason = required_text("reason", reason)
     if movement.reversal_of_id is not None:
         raise Conflict(f"Movement {movement.id} is itself a reversal; record a new movement instead.",
                        code="is_reversal")
@@ -448,8 +421,8 @@ def reverse(session: so.Session, ctx: Context, *, movement: Movement, reason: st
 
 def set_lot_status(session: so.Session, ctx: Context, *, lot: Lot, status: str, reason: str) -> LotEvent:
     """Quarantine, recall or release a lot; recorded with who, when and why."""
-    _choice("status", status, LotStatus)
-    reason = _required_text("reason", reason)
+    check_choice("status", status, LotStatus)
+    reason = required_text("reason", reason)
     begin_write(session)
     session.refresh(lot, with_for_update=True)
     if lot.status == status:
@@ -459,6 +432,7 @@ def set_lot_status(session: so.Session, ctx: Context, *, lot: Lot, status: str, 
                      new_value=status, reason=reason, recorded_by_id=ctx.user_id)
     lot.status = status
     session.add(event)
+    db.run_hooks(session, "lot_changed", lot.item_id)  # usable days follow status
     session.flush()
     return event
 
@@ -466,13 +440,13 @@ def set_lot_status(session: so.Session, ctx: Context, *, lot: Lot, status: str, 
 def extend_shelf_life(session: so.Session, ctx: Context, *, lot: Lot, new_expiry: dt.date,
                       reason: str) -> LotEvent:
     """Move a lot's expiry later (e.g. after a stability test); the printed expiry is kept."""
-    reason = _required_text("reason", reason)
+    reason = required_text("reason", reason)
     begin_write(session)
     session.refresh(lot, with_for_update=True)
     if lot.expiry is None:
-        raise _field_error("new_expiry", f"Lot {lot.lot_number} has no expiry to extend.")
+        raise field_error("new_expiry", f"Lot {lot.lot_number} has no expiry to extend.")
     if new_expiry <= lot.expiry:
-        raise _field_error("new_expiry", f"An extension must move the expiry later than "
+        raise field_error("new_expiry", f"An extension must move the expiry later than "
                                          f"{lot.expiry.isoformat()}.")
     event = LotEvent(lot=lot, kind=LotEventKind.EXTENSION.value, old_value=lot.expiry.isoformat(),
                      new_value=new_expiry.isoformat(), reason=reason, recorded_by_id=ctx.user_id)
@@ -480,7 +454,7 @@ def extend_shelf_life(session: so.Session, ctx: Context, *, lot: Lot, new_expiry
         lot.original_expiry = lot.expiry
     lot.expiry = new_expiry
     session.add(event)
-    coverage.forget_computed_use(session, item_id=lot.item_id)  # in-stock days follow expiry
+    db.run_hooks(session, "lot_changed", lot.item_id)  # usable days follow expiry
     session.flush()
     return event
 
@@ -582,7 +556,7 @@ def movements(session: so.Session, *, organisation_ids: Iterable[int] | None, it
     if organisation is not None:
         stmt = stmt.where(Depot.organisation_id == organisation.id)
     if kind is not None:
-        stmt = stmt.where(Movement.kind == _choice("kind", kind, MovementKind))
+        stmt = stmt.where(Movement.kind == check_choice("kind", kind, MovementKind))
     if since is not None:
         stmt = stmt.where(Movement.occurred_at >= since)
     if until is not None:
@@ -602,178 +576,3 @@ def stock_card(session: so.Session, *, item: Item, organisation_ids: Iterable[in
         running += movement.quantity
         card.append((movement, running))
     return card
-
-
-# --- baselines, policies, item lists, scenarios ----------------------------------------------
-
-def set_manual_baseline(session: so.Session, ctx: Context, *, organisation: Organisation, item: Item,
-                        weekly_use: Decimal | float | int, valid_from: dt.date | None = None,
-                        note: str | None = None) -> Baseline:
-    """Record normal weekly use entered by hand; it is in force from ``valid_from`` (default today)."""
-    if weekly_use is None or Decimal(str(weekly_use)) < 0:
-        raise _field_error("weekly_use", "weekly_use must be a number, zero or more.")
-    baseline = Baseline(organisation=organisation, item=item, source=BaselineSource.MANUAL.value,
-                        weekly_use=Decimal(str(weekly_use)), valid_from=valid_from or ctx.today,
-                        note=(note or "").strip() or None, recorded_by_id=ctx.user_id)
-    session.add(baseline)
-    session.flush()
-    return baseline
-
-
-def set_annual_baseline(session: so.Session, ctx: Context, *, organisation: Organisation, item: Item,
-                        annual_use: dict[int, int], deviating_years: Iterable[int] = (),
-                        valid_from: dt.date | None = None) -> Baseline:
-    """§ 8a: a quarter of the mean annual use of the three calendar years before ``valid_from``'s
-    year, a deviating year replaced by the year before it. Stores the years used and replaced."""
-    valid_from = valid_from or ctx.today
-    for year, used in annual_use.items():
-        if isinstance(used, bool) or not isinstance(used, int) or used < 0:
-            raise _field_error("annual_use", f"Annual use for {year} must be a whole number, zero or more.")
-    try:
-        weekly, used_years, replaced = coverage.annual_3y(annual_use, valid_from.year, deviating_years)
-    except ValueError as exc:
-        raise _field_error("annual_use", f"For {valid_from.year} the three years before are counted: {exc}.") from exc
-    baseline = Baseline(organisation=organisation, item=item, source=BaselineSource.ANNUAL_3Y.value,
-                        weekly_use=round(Decimal(weekly.numerator) / Decimal(weekly.denominator), 4),
-                        valid_from=valid_from,
-                        annual_use={str(y): int(n) for y, n in sorted(annual_use.items())},
-                        years_used=used_years, years_replaced=replaced, recorded_by_id=ctx.user_id)
-    session.add(baseline)
-    session.flush()
-    return baseline
-
-
-def save_policy(session: so.Session, *, name: str, pool: str, min_days: Decimal | float | int,
-                target_days: Decimal | float | int, max_days: Decimal | float | int | None = None,
-                organisation_kind: str | None = None, organisation: Organisation | None = None,
-                category: str | None = None, item_list: str | None = None, item: Item | None = None,
-                active: bool = True, policy: Policy | None = None) -> Policy:
-    """Create a policy, or change ``policy``; refuses scopes and day figures that make no sense."""
-    name = _required_text("name", name)
-    _choice("pool", pool, PolicyPool)
-    if (organisation_kind is None) == (organisation is None):
-        raise _field_error("organisation_kind", "Give either organisation_kind or organisation (one of them).")
-    if organisation_kind is not None:
-        _choice("organisation_kind", organisation_kind, OrganisationKind)
-    if sum(x is not None for x in (category, item_list, item)) != 1:
-        raise _field_error("category", "Give exactly one of category, item_list or item.")
-    if category is not None:
-        _choice("category", category, Category)
-    days = {"min_days": min_days, "target_days": target_days, "max_days": max_days}
-    parsed = {k: Decimal(str(v)) if v is not None else None for k, v in days.items()}
-    if any(v is not None and v < 0 for v in parsed.values()):
-        raise _field_error("min_days", "Days cannot be negative.")
-    if parsed["target_days"] < parsed["min_days"]:
-        raise _field_error("target_days", "target_days cannot be below min_days.")
-    if parsed["max_days"] is not None and parsed["max_days"] < parsed["target_days"]:
-        raise _field_error("max_days", "max_days cannot be below target_days.")
-    clash = session.scalar(sa.select(Policy.id).where(Policy.name == name))
-    if clash is not None and (policy is None or clash != policy.id):
-        raise Conflict(f"A policy named {name!r} already exists.", code="duplicate_name",
-                       fields={"name": ["Already taken."]})
-    if policy is None:
-        policy = Policy()
-        session.add(policy)
-    policy.name, policy.pool, policy.active = name, pool, active
-    policy.organisation_kind, policy.organisation = organisation_kind, organisation
-    policy.category, policy.item_list, policy.item = category, item_list, item
-    policy.min_days, policy.target_days, policy.max_days = parsed["min_days"], parsed["target_days"], parsed["max_days"]
-    session.flush()
-    return policy
-
-
-def item_list_for(session: so.Session, organisation: Organisation, code: str, *,
-                  name: str | None = None) -> ItemList:
-    """The organisation's list with ``code``, created (empty, version 1) if it has none yet."""
-    found = session.scalar(sa.select(ItemList).where(ItemList.organisation_id == organisation.id,
-                                                     ItemList.code == code))
-    if found is None:
-        found = ItemList(organisation=organisation, code=code, name=name or code, version=1)
-        session.add(found)
-        session.flush()
-    return found
-
-
-def _describe_entry(entry: ItemListEntry) -> str:
-    parts = []
-    if entry.min_days is not None:
-        parts.append(f"minimum {entry.min_days.normalize():f} days")
-    if entry.criticality:
-        parts.append(f"criticality {entry.criticality}")
-    if entry.alternatives:
-        parts.append("alternatives " + ", ".join(a.code for a in entry.alternatives))
-    if entry.note:
-        parts.append(f"note: {entry.note}")
-    return "; ".join(parts)
-
-
-def save_list_entry(session: so.Session, ctx: Context, *, item_list: ItemList, item: Item,
-                    min_days: Decimal | float | int | None = None, criticality: str | None = None,
-                    alternatives: Sequence[Item] = (), note: str | None = None) -> ItemListEntry:
-    """Add ``item`` to the list or change its settings; a new list version, with the change logged."""
-    if criticality:
-        _choice("criticality", criticality, Criticality)
-    if min_days is not None and Decimal(str(min_days)) < 0:
-        raise _field_error("min_days", "min_days cannot be negative.")
-    if any(alt.id == item.id for alt in alternatives):
-        raise _field_error("alternatives", f"{item.code} cannot be its own alternative.")
-    entry = next((e for e in item_list.entries if e.item_id == item.id), None)
-    action = ItemListAction.CHANGED if entry is not None else ItemListAction.ADDED
-    if entry is None:
-        entry = ItemListEntry(item=item)
-        item_list.entries.append(entry)
-    before = _describe_entry(entry) if action == ItemListAction.CHANGED else None
-    entry.min_days = Decimal(str(min_days)) if min_days is not None else None
-    entry.criticality = criticality or None
-    entry.alternatives = list(alternatives)
-    entry.note = (note or "").strip() or None
-    after = _describe_entry(entry)
-    if before == after:
-        return entry
-    item_list.version += 1
-    detail = after if before is None else f"{before or 'no settings'} → {after or 'no settings'}"
-    session.add(ItemListChange(item_list=item_list, version=item_list.version, item=item,
-                               action=action.value, detail=detail, recorded_by_id=ctx.user_id))
-    session.flush()
-    return entry
-
-
-def remove_list_entry(session: so.Session, ctx: Context, *, item_list: ItemList, item: Item) -> None:
-    entry = next((e for e in item_list.entries if e.item_id == item.id), None)
-    if entry is None:
-        raise NotFound(f"{item.code} is not on the list {item_list.name}.", fields={"item": ["Not on the list."]})
-    item_list.entries.remove(entry)
-    item_list.version += 1
-    session.add(ItemListChange(item_list=item_list, version=item_list.version, item=item,
-                               action=ItemListAction.REMOVED.value, detail="", recorded_by_id=ctx.user_id))
-    session.flush()
-
-
-def save_scenario(session: so.Session, *, name: str, description: str = "",
-                  factors: dict[str, Decimal | float | int] | None = None,
-                  item_factors: dict[Item, Decimal | float | int] | None = None) -> Scenario:
-    """Create or replace a scenario: demand factors per category and per item."""
-    name = _required_text("name", name)
-    scenario = session.scalar(sa.select(Scenario).where(Scenario.name == name))
-    if scenario is None:
-        scenario = Scenario(name=name)
-        session.add(scenario)
-    scenario.description = description
-    new = []
-    for category, factor in (factors or {}).items():
-        _choice("category", category, Category)
-        new.append(ScenarioFactor(category=category, factor=_factor_value(factor)))
-    for scenario_item, factor in (item_factors or {}).items():
-        new.append(ScenarioFactor(item=scenario_item, factor=_factor_value(factor)))
-    if not new:
-        raise _field_error("factors", "A scenario needs at least one demand factor.")
-    scenario.factors = new
-    session.flush()
-    return scenario
-
-
-def _factor_value(value: Decimal | float | int) -> Decimal:
-    factor = Decimal(str(value))
-    if factor <= 0:
-        raise _field_error("factors", "A demand factor must be above zero.")
-    return factor

@@ -26,7 +26,7 @@ from stockpile.errors import DomainError, Forbidden, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import gs1
 from stockpile.inventory import services as inventory
-from stockpile.inventory.coverage_views import landing_url
+from stockpile.coverage.views import landing_url
 from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LABELS, KIND_LABELS,
                                        MOVEMENT_LABELS, POOL_LABELS, PPE_GROUP_LABELS,
                                        STATUS_LABELS, CountForm, DepotForm, DisposalForm,

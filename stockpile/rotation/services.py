@@ -1,4 +1,5 @@
-"""FEFO allocation (DESIGN.md §5): which lots a withdrawal takes, and how much of each."""
+"""Rotation of emergency stock into daily use before it expires (DESIGN.md §5): the plan per
+lot, the suggested recipients, and the rotation tasks kept from it."""
 
 from __future__ import annotations
 
@@ -11,100 +12,15 @@ from fractions import Fraction
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from stockpile.errors import InsufficientStock
-from stockpile.inventory.models import Balance, Depot, Item, Lot, LotStatus, Movement, Organisation, Pool
-
-# Lots without expiry go last; this date sorts after every real one.
-_NO_EXPIRY = dt.date.max
-
-
-@dataclass(frozen=True)
-class Pick:
-    balance: Balance
-    quantity: int
-
-    @property
-    def lot(self) -> Lot:
-        return self.balance.lot
-
-
-def fefo_key(balance: Balance) -> tuple[dt.date, dt.datetime, int]:
-    """Expiry first (no expiry last), then the lot's receipt time, then lot id."""
-    lot = balance.lot
-    return (lot.expiry or _NO_EXPIRY, lot.received_at, lot.id)
-
-
-def stock_lines(
-    session: so.Session, *, depot_id: int, pool: str, item_id: int, lock: bool = False
-) -> list[Balance]:
-    """Balances above zero of one item in one depot and pool, in FEFO order.
-
-    With ``lock`` the rows are locked (``SELECT … FOR UPDATE``) in id order, so two postings
-    against the same stock queue behind each other instead of deadlocking.
-    """
-    stmt = (
-        sa.select(Balance)
-        .join(Balance.lot)
-        .where(Balance.depot_id == depot_id, Balance.pool == pool,
-               Lot.item_id == item_id, Balance.quantity > 0)
-        .options(so.contains_eager(Balance.lot))
-        .order_by(Balance.id)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=Balance).execution_options(populate_existing=True)
-    return sorted(session.scalars(stmt).unique(), key=fefo_key)
-
-
-def usable(balances: Sequence[Balance], today: dt.date, min_remaining_days: int = 0) -> list[Balance]:
-    """The balances FEFO may take from: available lots whose expiry is on or after the cut-off."""
-    cutoff = today + dt.timedelta(days=min_remaining_days)
-    return [b for b in balances
-            if b.lot.status == LotStatus.AVAILABLE and (b.lot.expiry is None or b.lot.expiry >= cutoff)]
-
-
-def describe_lots(balances: Sequence[Balance]) -> str:
-    parts = [f"{b.lot.lot_number}: {b.quantity}"
-             + (f" (expires {b.lot.expiry.isoformat()})" if b.lot.expiry else "")
-             for b in balances]
-    return ", ".join(parts) if parts else "no lots"
-
-
-def allocate(
-    balances: Sequence[Balance], quantity: int, today: dt.date, min_remaining_days: int = 0
-) -> list[Pick]:
-    """Split ``quantity`` across the usable lots of ``balances`` in FEFO order.
-
-    Raises ``InsufficientStock`` (with the usable quantity and lots) when they cannot cover it.
-    """
-    candidates = sorted(usable(balances, today, min_remaining_days), key=fefo_key)
-    available = sum(b.quantity for b in candidates)
-    if available < quantity:
-        held_back = sum(b.quantity for b in balances) - available
-        message = (f"Only {available} usable, {quantity} requested. Usable lots: "
-                   f"{describe_lots(candidates)}.")
-        if held_back:
-            message += (f" {held_back} more are held in lots that are expired, quarantined, "
-                        "recalled or too close to expiry.")
-        raise InsufficientStock(
-            message,
-            fields={"quantity": [f"At most {available} can be issued."]},
-            details={"available": available, "requested": quantity,
-                     "lots": [{"lot_number": b.lot.lot_number,
-                               "expiry": b.lot.expiry.isoformat() if b.lot.expiry else None,
-                               "quantity": b.quantity} for b in candidates]},
-        )
-    picks: list[Pick] = []
-    remaining = quantity
-    for balance in candidates:
-        if remaining == 0:
-            break
-        take = min(balance.quantity, remaining)
-        picks.append(Pick(balance, take))
-        remaining -= take
-    return picks
-
-
-# --- rotation of emergency stock (DESIGN.md §5) ----------------------------------------------
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage
+from stockpile.coverage.models import Baseline
+from stockpile.errors import Conflict, LotExpired, LotNotUsable
+from stockpile.inventory import services as inventory
+from stockpile.inventory.fefo import allocate, stock_lines, usable
+from stockpile.inventory.models import (Balance, Depot, IssueFlag, Item, Lot, LotStatus, Movement,
+                                        MovementKind, Organisation, Pool)
+from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
 
 DEFAULT_MARGIN_DAYS = 28
 
@@ -226,8 +142,6 @@ class ItemRotation:
 
 
 def task_state(rotate_by: dt.date | None, today: dt.date) -> str:
-    from stockpile.rotation.models import TaskState
-
     if rotate_by is None or rotate_by < today:
         return TaskState.OVERDUE.value
     if rotate_by <= today + dt.timedelta(days=DUE_WITHIN_DAYS):
@@ -255,8 +169,6 @@ def rotation_plan(session: so.Session, organisations: Sequence[Organisation], *,
     """The rotation plan of every item held in the emergency pool of ``organisations``: each lot
     scheduled backwards against the holder's operational daily use (its baseline in force), with
     suggestions for the quantity at risk. Worst (most at risk, soonest) first."""
-    from stockpile.inventory import coverage
-
     org_ids = [o.id for o in organisations]
     if not org_ids:
         return []
@@ -273,7 +185,7 @@ def rotation_plan(session: so.Session, organisations: Sequence[Organisation], *,
     result = []
     for (org_id, item_id), lines in groups.items():
         baseline, reason = coverage.baseline_in_force(stored, computed, org_id, item_id)
-        rate = coverage.daily_rate(baseline.weekly_use) if baseline else None
+        rate = arithmetic.daily_rate(baseline.weekly_use) if baseline else None
         # One plan per lot: a lot held in several depots is planned as one quantity, the task
         # per depot carries its own share.
         by_lot: dict[int, list[Balance]] = {}
@@ -346,8 +258,6 @@ def _organisations_using(session: so.Session, item: Item, holder: Organisation,
     They are those with a baseline of their own for it, and those the holder issued it to in
     the last 13 weeks (their use then is what they received).
     """
-    from stockpile.inventory import coverage
-    from stockpile.inventory.models import Baseline, IssueFlag, MovementKind
 
     window_start = today - dt.timedelta(weeks=coverage.DEFAULT_WINDOW_WEEKS)
     received = dict(session.execute(
@@ -384,8 +294,6 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
     moved, expired or no longer available) is cancelled. Done and cancelled tasks stay as they
     are. Returns counts of what changed. Idempotent: running it twice changes nothing more.
     """
-    from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
-
     if organisations is None:
         # Holders of emergency stock, and those with open tasks (their last lot may have gone).
         holders = sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id).where(
@@ -434,10 +342,6 @@ def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None
     same depot through the ledger (all of what is left in the emergency pool, or ``quantity``),
     and record who did it. Refuses a task that is done or cancelled (``Conflict``), a lot that has
     expired or is held (``LotExpired``, ``LotNotUsable``) and a task with nothing left to move."""
-    from stockpile.errors import Conflict, LotExpired, LotNotUsable
-    from stockpile.inventory import services as inventory
-    from stockpile.rotation.models import OPEN_STATES, TaskState
-
     if task.state not in {s.value for s in OPEN_STATES}:
         raise Conflict(f"Rotation task {task.id} is {task.state}; only open tasks can be carried out.",
                        code="task_closed")
@@ -476,8 +380,6 @@ def receive_with_swap(session: so.Session, ctx, *, depot: Depot, item: Item, lot
 
     Either both happen or neither: a refusal of either part raises before anything is committed.
     """
-    from stockpile.inventory import services as inventory
-
     received = inventory.receive(session, ctx, depot=depot, item=item, lot_number=lot_number, expiry=expiry,
                                  quantity=quantity, pool=Pool.EMERGENCY.value, reference=reference)
     fresh_lot_id = received[0].lot_id
@@ -485,8 +387,6 @@ def receive_with_swap(session: so.Session, ctx, *, depot: Depot, item: Item, lot
              if b.lot_id != fresh_lot_id]
     swappable = sum(b.quantity for b in usable(older, ctx.today))
     if swappable == 0:
-        from stockpile.errors import Conflict
-
         raise Conflict(f"There is no older usable emergency stock of {item.code} in {depot.code} to swap "
                        "out; receive into the emergency pool without the swap.", code="nothing_to_swap",
                        fields={"swap": ["No older emergency stock."]})

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.alerts.models import Alert
-from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Organisation
 from tests import factories
 
@@ -48,7 +48,7 @@ def find(session, rule: str, org_code: str) -> Alert:
 
 @pytest.fixture
 def alerted(session, world) -> Alerted:
-    inventory.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre, item=world.glove,
+    coverage.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre, item=world.glove,
                                   weekly_use=70, valid_from=days(-30))
     factories.receive(session, world.centre_depot, world.glove, "G1", days(400), 150, today=TODAY)
     factories.receive(session, world.municipal_depot, world.mask, "OLD", days(-1), 5, today=days(-20))

@@ -17,7 +17,7 @@ from stockpile import scheduler
 from stockpile.alerts import notify, tasks
 from stockpile.alerts.models import Alert, AlertRule, DigestSetting, Webhook, WebhookDelivery
 from stockpile.inventory import services as inventory
-from stockpile.rotation.models import JobRun
+from stockpile.scheduler.models import JobRun
 from tests import factories
 from tests.alerts.local_servers import free_port, http_server, smtp_server
 from tests.factories import TODAY

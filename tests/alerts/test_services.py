@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from stockpile.coverage import services as coverage
+from stockpile import HOOKS
 from stockpile.alerts import services as alerts
 from stockpile.alerts.models import Alert, AlertRule
 from stockpile.db import Session
@@ -39,7 +41,7 @@ def centre(session):
     org = factories.org(session, "FS", "supply_centre")
     depot = factories.depot(session, org, "FS-D")
     tube = factories.item(session, "TUBE", "consumable")
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
                                   valid_from=in_days(-30))
     return org, depot, tube
 
@@ -96,7 +98,7 @@ def test_no_baseline_rule(session, centre):
     factories.receive(session, depot, filt, "F1", in_days(400), 10)
     scan(session, org)
     assert "no baseline of normal use" in open_rules(session, org)["no_baseline"].message
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=filt, weekly_use=1)
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=filt, weekly_use=1)
     scan(session, org)
     assert "no_baseline" not in open_rules(session, org)
 
@@ -130,7 +132,7 @@ def test_expiry_erodes_coverage(session, centre):
 
 def test_lots_expiring_within_the_horizons_without_a_rotation_task(session, centre):
     org, depot, tube = centre
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=7000)
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=7000)
     factories.receive(session, depot, tube, "D20", in_days(20), 10)
     factories.receive(session, depot, tube, "D60", in_days(60), 10)
     factories.receive(session, depot, tube, "D150", in_days(150), 10, pool="emergency")
@@ -193,9 +195,9 @@ def test_critical_drug_below_minimum_names_its_alternatives(session):
     ctx = factories.ctx()
     propofol = factories.item(session, "PROPOFOL", "drug", name="Propofol")
     midazolam = factories.item(session, "MIDAZOLAM", "drug", name="Midazolam")
-    drugs = inventory.item_list_for(session, pharmacy, "critical-drugs")
-    inventory.save_list_entry(session, ctx, item_list=drugs, item=propofol, alternatives=[midazolam])
-    inventory.set_manual_baseline(session, ctx, organisation=pharmacy, item=propofol, weekly_use=70)
+    drugs = coverage.item_list_for(session, pharmacy, "critical-drugs")
+    coverage.save_list_entry(session, ctx, item_list=drugs, item=propofol, alternatives=[midazolam])
+    coverage.set_manual_baseline(session, ctx, organisation=pharmacy, item=propofol, weekly_use=70)
     factories.receive(session, depot, propofol, "P", in_days(300), 100)  # 10 days < 14
     scan(session, pharmacy)
     alert = open_rules(session, pharmacy)["critical_drug_below_min"]
@@ -215,7 +217,7 @@ def test_a_disabled_rule_raises_nothing(session, centre):
 
 def test_a_withdrawal_opens_the_alert_in_the_same_request(app, client, session, world):
     ctx = factories.ctx()
-    inventory.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70)
+    coverage.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70)
     factories.receive(session, world.centre_depot, world.glove, "G1", in_days(400), 400)  # 40 days
     session.commit()
     assert open_rules(session, world.centre) == {}
@@ -234,7 +236,7 @@ def test_a_posting_evaluates_only_the_items_it_touched_after_it_committed(sessio
     session.commit()
     assert set(open_rules(session, org)) == {"no_baseline"}  # gauze has no baseline yet
     # A baseline is not a posting: gauze is now 15 days < 21, but nothing evaluates it yet.
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=gauze, weekly_use=70,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=gauze, weekly_use=70,
                                   valid_from=in_days(-30))
     session.commit()
     inventory.issue(session, factories.ctx(), depot=depot, item=tube, quantity=250)  # tube: 15 days
@@ -270,7 +272,7 @@ def test_a_failing_evaluation_never_costs_the_posting(session, centre, monkeypat
 @pytest.mark.postgres
 def test_the_evaluation_after_a_posting_holds_no_balance_lock(postgres_engine, monkeypatch):
     maker = so.sessionmaker(postgres_engine, class_=Session, expire_on_commit=False,
-                            after_commit=[alerts.evaluate_after_posting])
+                            hooks=HOOKS)
     with maker() as session:
         org = factories.org(session)
         depot = factories.depot(session, org)
@@ -308,7 +310,7 @@ def test_the_evaluation_after_a_posting_costs_the_same_whatever_the_organisation
         depot = factories.depot(session, org)
         items = [factories.item(session, category="consumable") for _ in range(n_items)]
         for n, item in enumerate(items):
-            inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=item,
+            coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=item,
                                           weekly_use=70, valid_from=in_days(-30))
             factories.receive(session, depot, item, f"L{n}", in_days(100 + n), 300)
         session.commit()

@@ -10,10 +10,10 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.alerts import services as alerts
 from stockpile.alerts.forms import parse_rule_params
 from stockpile.alerts.models import Alert, AlertEvent, AlertRule, DigestSetting, Webhook
-from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Organisation
 from stockpile.rotation import services as rotation
 from tests import factories
@@ -127,7 +127,7 @@ def test_the_list_is_paged(client, alerted, session, monkeypatch):
 
 def test_a_rotation_alert_links_to_the_rotation_list(client, world, session):
     ctx = factories.ctx(today=TODAY)
-    inventory.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70,
+    coverage.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70,
                                   valid_from=days(-30))
     # 1000 units at 10 a day need 100 days of use, but the lot expires in 60: overdue at once.
     factories.receive(session, world.centre_depot, world.glove, "EM", days(60), 1000, pool="emergency")

@@ -85,7 +85,7 @@ def test_next_only_follows_local_paths(client, world, target):
 
 def test_home_redirects_to_the_roles_start_page(client, world):
     # The viewer belongs to a supply centre: its coverage (the full table by role is in
-    # tests/inventory/test_coverage_views.py).
+    # tests/coverage/test_views.py).
     login(client, "viewer@example.org")
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"] == "/coverage"

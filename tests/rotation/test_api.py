@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Balance, Depot, Item, Lot, Movement, Organisation
@@ -40,7 +41,7 @@ def build_centre(session, world) -> Centre:
     municipalities use tubes: LOW (1 a day, 10 in stock) and HIGH (2 a day, 1000 in stock)."""
     tube = factories.item(session, "TUBE", "consumable", name="Suction tube")
     ctx = factories.ctx(today=TODAY)
-    inventory.set_manual_baseline(session, ctx, organisation=world.centre, item=tube, weekly_use=70)
+    coverage.set_manual_baseline(session, ctx, organisation=world.centre, item=tube, weekly_use=70)
     for lot, expires_in, quantity in (("A", 120, 1000), ("B", 150, 500), ("C", 200, 300)):
         factories.receive(session, world.centre_depot, tube, lot, in_days(expires_in), quantity,
                           pool="emergency", today=TODAY)
@@ -48,7 +49,7 @@ def build_centre(session, world) -> Centre:
     users = []
     for code, weekly, stock in (("LOW", 7, 10), ("HIGH", 14, 1000)):
         user = factories.org(session, code, "municipality")
-        inventory.set_manual_baseline(session, ctx, organisation=user, item=tube, weekly_use=weekly)
+        coverage.set_manual_baseline(session, ctx, organisation=user, item=tube, weekly_use=weekly)
         factories.receive(session, factories.depot(session, user, f"{code}-D"), tube, f"{code}-1",
                           in_days(500), stock, today=TODAY)
         users.append(user)
@@ -189,7 +190,7 @@ def test_the_plan_needs_a_token(client, world, centre):
 
 
 def test_a_tiny_daily_use_is_planned_without_overflowing_the_calendar(client, world, session, centre):
-    inventory.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre,
+    coverage.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre,
                                   item=world.glove, weekly_use=0.0001)
     factories.receive(session, world.centre_depot, world.glove, "G1", in_days(300), 1_000_000, pool="emergency",
                       today=TODAY)
@@ -199,7 +200,7 @@ def test_a_tiny_daily_use_is_planned_without_overflowing_the_calendar(client, wo
 
 
 def test_a_lot_past_its_margin_says_so(client, world, session, centre):
-    inventory.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre,
+    coverage.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre,
                                   item=world.glove, weekly_use=70)
     factories.receive(session, world.centre_depot, world.glove, "G1", in_days(20), 100, pool="emergency",
                       today=TODAY)

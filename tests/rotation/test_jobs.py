@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.db import utcnow
 from stockpile.inventory import services as inventory
-from stockpile.rotation.models import JobRun, RotationTask
+from stockpile.scheduler.models import JobRun
+from stockpile.rotation.models import RotationTask
 from stockpile.rotation.tasks import refresh_rotation
 from stockpile.scheduler import JobContext
 from tests import factories
@@ -27,7 +29,7 @@ def emergency_lots(session, today: dt.date = TODAY):
     org = factories.org(session, "FS", "supply_centre")
     depot = factories.depot(session, org, "FS-D")
     tube = factories.item(session, "TUBE", "consumable")
-    inventory.set_manual_baseline(session, factories.ctx(today=today), organisation=org, item=tube, weekly_use=70)
+    coverage.set_manual_baseline(session, factories.ctx(today=today), organisation=org, item=tube, weekly_use=70)
     for lot, expires_in, quantity in (("A", 120, 1000), ("B", 150, 500)):
         factories.receive(session, depot, tube, lot, today + dt.timedelta(days=expires_in), quantity,
                           pool="emergency", today=today)

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.errors import Conflict
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Balance, Lot, Movement
@@ -28,13 +29,13 @@ def centre(session):
     depot = factories.depot(session, org, "FS-D")
     tube = factories.item(session, "TUBE", "consumable")
     ctx = factories.ctx()
-    inventory.set_manual_baseline(session, ctx, organisation=org, item=tube, weekly_use=70)
+    coverage.set_manual_baseline(session, ctx, organisation=org, item=tube, weekly_use=70)
     for lot, expires_in, quantity in (("A", 120, 1000), ("B", 150, 500), ("C", 200, 300)):
         factories.receive(session, depot, tube, lot, in_days(expires_in), quantity, pool="emergency")
     factories.receive(session, depot, tube, "OP", in_days(400), 50)
     for code, weekly, stock in (("LOW", 7, 10), ("HIGH", 14, 1000)):
         user = factories.org(session, code, "municipality")
-        inventory.set_manual_baseline(session, ctx, organisation=user, item=tube, weekly_use=weekly)
+        coverage.set_manual_baseline(session, ctx, organisation=user, item=tube, weekly_use=weekly)
         factories.receive(session, factories.depot(session, user), tube, f"{code}-1", in_days(500), stock)
     return org, depot, tube
 

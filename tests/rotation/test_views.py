@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from stockpile.inventory import services as inventory
+from stockpile.coverage import services as coverage
 from stockpile.inventory.models import Lot, Movement, Organisation
 from stockpile.rotation import services as rotation
 from stockpile.rotation.models import RotationTask
@@ -89,7 +89,7 @@ def test_the_list_groups_the_worked_example(client, session, world, centre):
 def test_a_lot_due_this_week(client, session, world, centre):
     # 100 syringes at 10 a day take 10 days; used up 28 days before expiry (day 41): start on day 3.
     syringe = factories.item(session, "SYR", "consumable", name="Syringe")
-    inventory.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre, item=syringe,
+    coverage.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre, item=syringe,
                                   weekly_use=70)
     factories.receive(session, world.centre_depot, syringe, "S1", in_days(41), 100, pool="emergency", today=TODAY)
     session.commit()
@@ -276,7 +276,7 @@ def test_two_pages_syncing_at_once_create_each_task_once(postgres_engine):
         organisation = factories.org(session)
         depot = factories.depot(session, organisation)
         item = factories.item(session, category="consumable")
-        inventory.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=organisation, item=item,
+        coverage.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=organisation, item=item,
                                       weekly_use=70)
         for lot, expires_in, quantity in (("A", 120, 1000), ("B", 150, 500), ("C", 200, 300)):
             factories.receive(session, depot, item, lot, in_days(expires_in), quantity, pool="emergency",

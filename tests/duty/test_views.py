@@ -12,14 +12,15 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.auth.models import User
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import (Baseline, Item, ItemList, ItemListChange, ItemListEntry,
-                                        Lot)
+from stockpile.coverage.models import Baseline, ItemList, ItemListChange, ItemListEntry
+from stockpile.inventory.models import Item, Lot
 from tests import factories
 from tests.conftest import login
 
-# The hand-worked examples of tests/inventory/test_coverage.py are evaluated on this day.
+# The hand-worked examples of tests/coverage/test_services.py are evaluated on this day.
 FIXED = factories.TODAY  # 2026-11-23
 # Pages that record something use the clock (a new baseline is valid from today).
 TODAY = factories.TODAY
@@ -68,7 +69,7 @@ def example(world, session):
     """The § 8a worked example at MUN: MASK with annual use 2022–2025, 2024 deviating (replaced
     by 2022); lots A 3000 (expires in 29 days), B 1500 (emergency pool), an expired lot of 400 and
     a quarantined lot of 500. Evaluated on 2026-11-23."""
-    inventory.set_annual_baseline(session, factories.ctx(), organisation=world.municipality, item=world.mask,
+    coverage.set_annual_baseline(session, factories.ctx(), organisation=world.municipality, item=world.mask,
                                   annual_use={2022: 19_000, 2023: 20_000, 2024: 90_000, 2025: 21_000},
                                   deviating_years=[2024], valid_from=dt.date(2026, 1, 1))
     depot = world.municipal_depot
@@ -125,7 +126,7 @@ def five_groups(world, session):
              "eye_protection": factories.item(session, "VISOR", "ppe", ppe_group="eye_protection")}
     world.mask.pack_size = 50
     for item in items.values():
-        inventory.set_manual_baseline(session, factories.ctx(), organisation=world.municipality, item=item,
+        coverage.set_manual_baseline(session, factories.ctx(), organisation=world.municipality, item=item,
                                       weekly_use=70, valid_from=fixed(-30))
     session.commit()
     return items
@@ -258,7 +259,7 @@ def test_annual_use_form_refusals_record_nothing(client, world, session):
 
 
 def test_a_manual_baseline_in_force_is_pointed_out_after_saving_annual_use(client, world, session):
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
                                   item=world.glove, weekly_use=10, valid_from=days(-5))
     session.commit()
     login(client, "municipal@example.org")
@@ -346,7 +347,7 @@ def test_the_ppe_page_runs_the_same_queries_however_many_items(client, world, se
         few = len(statements)
         for n in range(6):
             item = factories.item(session, f"GLOVE-{n}", "ppe", ppe_group="gloves", pack_size=10)
-            inventory.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
+            coverage.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
                                           item=item, weekly_use=7, valid_from=fixed(-3))
             stock(session, world, item, 30 + n)
         statements.clear()
@@ -382,17 +383,17 @@ def pharmacy(world, session):
                                 ("KETAMINE", "Ketamine 10 mg/ml"), ("ETOMIDATE", "Etomidate 2 mg/ml"))}
     ctx = factories.ctx(pharmacist, today=TODAY)
     for code, weekly in (("PROPOFOL", 70), ("NORADR", 28), ("KETAMINE", 35)):
-        inventory.set_manual_baseline(session, ctx, organisation=apotek, item=drugs[code], weekly_use=weekly,
+        coverage.set_manual_baseline(session, ctx, organisation=apotek, item=drugs[code], weekly_use=weekly,
                                       valid_from=days(-30))
     for code, lot, expiry, quantity in (("PROPOFOL", "P1", days(100), 180), ("NORADR", "N1", days(9), 100),
                                         ("NORADR", "N2", days(300), 200), ("KETAMINE", "K1", days(200), 300),
                                         ("ETOMIDATE", "E1", days(200), 40)):
         factories.receive(session, depot, drugs[code], lot, expiry, quantity, today=TODAY)
-    the_list = inventory.item_list_for(session, apotek, "critical-drugs", name="Critical drug list")
-    inventory.save_list_entry(session, ctx, item_list=the_list, item=drugs["PROPOFOL"], min_days=21,
+    the_list = coverage.item_list_for(session, apotek, "critical-drugs", name="Critical drug list")
+    coverage.save_list_entry(session, ctx, item_list=the_list, item=drugs["PROPOFOL"], min_days=21,
                               criticality="high", alternatives=[drugs["KETAMINE"], drugs["ETOMIDATE"]],
                               note="Sedation in intensive care.")
-    inventory.save_list_entry(session, ctx, item_list=the_list, item=drugs["NORADR"])
+    coverage.save_list_entry(session, ctx, item_list=the_list, item=drugs["NORADR"])
     session.commit()
     return drugs
 
@@ -573,10 +574,10 @@ def test_the_drug_list_runs_the_same_queries_however_many_drugs(client, pharmacy
         depot = session.scalar(sa.select(inventory.Depot).where(inventory.Depot.code == "APO-D"))
         for n in range(5):
             drug = factories.item(session, f"DRUG-{n}", "drug")
-            inventory.set_manual_baseline(session, factories.ctx(), organisation=the_list.organisation, item=drug,
+            coverage.set_manual_baseline(session, factories.ctx(), organisation=the_list.organisation, item=drug,
                                           weekly_use=7, valid_from=days(-3))
             factories.receive(session, depot, drug, f"D{n}", days(50), 5, today=TODAY)
-            inventory.save_list_entry(session, factories.ctx(), item_list=the_list, item=drug, min_days=30,
+            coverage.save_list_entry(session, factories.ctx(), item_list=the_list, item=drug, min_days=30,
                                       alternatives=[pharmacy["PROPOFOL"]])
         session.commit()
         statements.clear()

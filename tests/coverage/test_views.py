@@ -2,7 +2,7 @@
 projection chart, the manual baseline form, the coordinator's region, administration of policies
 and scenarios, the landing page per role, access and CSRF.
 
-Numbers are the hand-worked examples of tests/inventory/test_coverage.py, evaluated on
+Numbers are the hand-worked examples of tests/coverage/test_services.py, evaluated on
 ``factories.TODAY`` (2026-11-23) through ``?date=``.
 """
 
@@ -16,11 +16,11 @@ from fractions import Fraction
 import pytest
 import sqlalchemy as sa
 
-from stockpile.inventory import coverage
-from stockpile.inventory import services as inventory
-from stockpile.inventory.coverage import LotQuantity
-from stockpile.inventory.coverage_views import build_chart, projected_series
-from stockpile.inventory.models import Baseline, Policy, Scenario
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage
+from stockpile.coverage.services import LotQuantity
+from stockpile.coverage.views import build_chart, projected_series
+from stockpile.coverage.models import Baseline, Policy, Scenario
 from tests import factories
 from tests.conftest import login
 
@@ -69,10 +69,10 @@ def centre(world, session):
     tube = factories.item(session, "TUBE", "consumable", name="Suction tube")
     filt = factories.item(session, "FILTER", "consumable", name="HME filter")
     ffp3 = factories.item(session, "FFP3", "ppe", name="FFP3 respirator", ppe_group="respirators")
-    inventory.set_manual_baseline(session, ctx, organisation=sc, item=tube, weekly_use=70, valid_from=day(-30))
-    inventory.set_manual_baseline(session, ctx, organisation=sc, item=ffp3, weekly_use=7, valid_from=day(-30))
-    emergency = inventory.item_list_for(session, sc, "emergency", name="Emergency list")
-    inventory.save_list_entry(session, ctx, item_list=emergency, item=ffp3)
+    coverage.set_manual_baseline(session, ctx, organisation=sc, item=tube, weekly_use=70, valid_from=day(-30))
+    coverage.set_manual_baseline(session, ctx, organisation=sc, item=ffp3, weekly_use=7, valid_from=day(-30))
+    emergency = coverage.item_list_for(session, sc, "emergency", name="Emergency list")
+    coverage.save_list_entry(session, ctx, item_list=emergency, item=ffp3)
     factories.receive(session, depot, tube, "T1", day(200), 250)
     factories.receive(session, depot, filt, "F1", day(200), 999)
     factories.receive(session, depot, ffp3, "R1", dt.date(2030, 1, 1), 140, pool="emergency")
@@ -169,7 +169,7 @@ def test_the_evaluation_date_moves_the_numbers(client, centre, session):
 def test_a_reader_of_several_organisations_picks_one(client, centre, session):
     mun = centre.municipality
     mask = centre.mask
-    inventory.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
+    coverage.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
                                   annual_use={2023: 20_000, 2024: 20_000, 2025: 20_000},
                                   valid_from=dt.date(2026, 1, 1))
     factories.receive(session, centre.municipal_depot, mask, "M1", day(400), 5000)
@@ -268,7 +268,7 @@ def test_item_page_for_a_reader_has_no_baseline_form(client, centre):
 
 def test_item_page_shows_the_section_8a_years(client, centre, session):
     mun, mask = centre.municipality, centre.mask
-    inventory.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
+    coverage.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
                                   annual_use={2022: 19_000, 2023: 20_000, 2024: 90_000, 2025: 21_000},
                                   deviating_years=[2024], valid_from=dt.date(2026, 1, 1))
     factories.receive(session, centre.municipal_depot, mask, "A", day(29), 3000)
@@ -332,7 +332,7 @@ def test_chart_scale_and_lines():
     row = coverage.CoverageRow(
         organisation=None, item=None, policy=None, pool="operational", usable=400, baseline=None,
         no_baseline_reason="", factor=Fraction(1), min_days=Fraction(21), target_days=Fraction(28),
-        max_days=None, days=None, expiry=None, status=coverage.Status.OK, shortfall=0,
+        max_days=None, days=None, expiry=None, status=arithmetic.Status.OK, shortfall=0,
         lots=(LotQuantity(day(2), 100), LotQuantity(day(365), 300)), evaluated_on=TODAY)
     chart = build_chart(row, Fraction(10), None, None, weeks=26)
     assert chart.days == 182
@@ -345,7 +345,7 @@ def test_chart_scale_and_lines():
 
 def test_item_page_draws_the_expiry_drop_in_the_svg(client, centre, session):
     tube2 = factories.item(session, "TUBE2", "consumable", name="Suction tube, large")
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=centre.centre, item=tube2,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=centre.centre, item=tube2,
                                   weekly_use=70, valid_from=day(-30))
     factories.receive(session, centre.centre_depot, tube2, "SOON", day(2), 100)
     factories.receive(session, centre.centre_depot, tube2, "LATER", day(365), 300)
@@ -428,7 +428,7 @@ def region(world, session):
     mask = world.mask
     orgs = {code: factories.org(session, code, "municipality", parent="REGION") for code in ("K1", "K2", "K3")}
     for code, weekly in (("K1", 50), ("K2", 100), ("K3", 100)):
-        inventory.set_manual_baseline(session, ctx, organisation=orgs[code], item=mask, weekly_use=weekly,
+        coverage.set_manual_baseline(session, ctx, organisation=orgs[code], item=mask, weekly_use=weekly,
                                       valid_from=day(-30))
     factories.receive(session, factories.depot(session, orgs["K1"]), mask, "K1-L", day(400), 1300)
     k2 = factories.depot(session, orgs["K2"])
@@ -639,10 +639,10 @@ def test_pages_cost_the_same_number_of_queries_for_more_rows(client, centre, ses
     ctx = factories.ctx()
     for n in range(8):
         extra = factories.item(session, f"EXTRA-{n}", "consumable")
-        inventory.set_manual_baseline(session, ctx, organisation=centre.centre, item=extra, weekly_use=7)
+        coverage.set_manual_baseline(session, ctx, organisation=centre.centre, item=extra, weekly_use=7)
         factories.receive(session, centre.centre_depot, extra, f"X{n}", day(50 + n), 10 + n)
         factories.receive(session, centre.centre_depot, extra, f"Y{n}", day(90 + n), 10 + n)
-        inventory.save_policy(session, name=f"Extra {n}", organisation_kind="supply_centre", item=extra,
+        coverage.save_policy(session, name=f"Extra {n}", organisation_kind="supply_centre", item=extra,
                               pool="operational", min_days=7, target_days=14)
     session.commit()
     assert len(item_rows(main_html(client.get(f"/coverage?{ON}")))) == 11

@@ -36,15 +36,11 @@ from flask_login import current_user, login_required
 from stockpile.auth import services as auth
 from stockpile.errors import DomainError, Forbidden, InvalidInput, NotFound
 from stockpile.extensions import db
-from stockpile.inventory import coverage
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage
 from stockpile.inventory import services as inventory
-from stockpile.inventory.coverage import (
-    BaselineInForce,
-    CoverageRow,
-    ExpiryAware,
-    LotQuantity,
-    Status,
-)
+from stockpile.coverage.services import (BaselineInForce, CoverageRow, ExpiryAware, LotQuantity,
+                                         Status)
 from stockpile.inventory.forms import (
     CATEGORY_LABELS,
     POLICY_POOL_LABELS,
@@ -54,19 +50,9 @@ from stockpile.inventory.forms import (
     ScenarioForm,
     option,
 )
-from stockpile.inventory.models import (
-    Baseline,
-    BaselineSource,
-    Category,
-    Item,
-    ItemList,
-    ItemListEntry,
-    Organisation,
-    OrganisationKind,
-    Policy,
-    Scenario,
-    ScenarioFactor,
-)
+from stockpile.coverage.models import (Baseline, BaselineSource, ItemList, ItemListEntry, Policy,
+                                       Scenario, ScenarioFactor)
+from stockpile.inventory.models import Category, Item, Organisation, OrganisationKind
 from stockpile.web import posting_context as _context
 from stockpile.web import today as _today
 
@@ -122,7 +108,7 @@ def _label(table: dict[Any, Any], value: Any) -> str:
 
 def format_weeks(days: Fraction | None) -> str:
     """Days as weeks with one decimal (DESIGN.md §3), or a dash when unknown."""
-    weeks = coverage.weeks(days)
+    weeks = arithmetic.weeks(days)
     return "—" if weeks is None else format_decimal(weeks, format="#,##0.0")
 
 
@@ -365,10 +351,10 @@ class Figures:
 
 
 def figures(row: CoverageRow, rate: Fraction | None) -> Figures:
-    days = coverage.coverage_days(row.usable, rate)
-    return Figures(rate, days, coverage.expiry_aware(row.lots, rate, row.evaluated_on),
-                   coverage.status(days, row.min_days, row.target_days, row.max_days),
-                   coverage.shortfall(row.usable, rate, row.target_days))
+    days = arithmetic.coverage_days(row.usable, rate)
+    return Figures(rate, days, arithmetic.expiry_aware(row.lots, rate, row.evaluated_on),
+                   arithmetic.status(days, row.min_days, row.target_days, row.max_days),
+                   arithmetic.shortfall(row.usable, rate, row.target_days))
 
 
 @dataclass(frozen=True)
@@ -400,9 +386,9 @@ class Series:
 
 def projected_series(key: str, label: str, lots: Sequence[LotQuantity], rate: Fraction | None,
                      today: dt.date, days: int, min_units: Fraction | None) -> Series:
-    """The projection of ``coverage.projection`` as a path: stock falls by ``rate`` through each
+    """The projection of ``arithmetic.projection`` as a path: stock falls by ``rate`` through each
     day and drops straight down at the start of a day where lots expired the day before."""
-    points = coverage.projection(lots, rate, today, days)
+    points = arithmetic.projection(lots, rate, today, days)
     starts = [stock for _day, stock in points]
     use = rate or Fraction(0)
     vertices: list[tuple[Fraction, Fraction]] = [(Fraction(0), starts[0])]
@@ -502,7 +488,7 @@ class Chart:
 def chart_weeks(row: CoverageRow, rate: Fraction | None) -> int:
     """26 weeks, or as long as the stock lasts at normal use (expiry counted), up to 104."""
     if rate is not None:
-        lasts = coverage.expiry_aware(row.lots, rate, row.evaluated_on)
+        lasts = arithmetic.expiry_aware(row.lots, rate, row.evaluated_on)
         end = float(lasts.days) if lasts else 0.0
     else:  # no use to measure by: show until the last lot with an expiry is gone
         end = max(((lot.expiry - row.evaluated_on).days + 1 for lot in row.lots if lot.expiry), default=0)
@@ -568,7 +554,7 @@ def item(org_code: str, item_code: str) -> Any:
 
     panels = []
     for row in rows:
-        normal_rate = coverage.daily_rate(row.baseline.weekly_use) if row.baseline else None
+        normal_rate = arithmetic.daily_rate(row.baseline.weekly_use) if row.baseline else None
         affected = scenarios.chosen is not None and row.factor != 1
         scenario_rate = row.rate if affected else None
         label = f"{scenarios.name} (×{format_decimal(float(row.factor), format='#,##0.###')})" if affected else None
@@ -614,7 +600,7 @@ def baseline(org_code: str, item_code: str) -> Any:
     status = 200
     if form.validate_on_submit():
         try:
-            inventory.set_manual_baseline(db.session, _context(), organisation=organisation, item=the_item,
+            coverage.set_manual_baseline(db.session, _context(), organisation=organisation, item=the_item,
                                           weekly_use=form.weekly_use.data, valid_from=form.valid_from.data,
                                           note=form.note.data)
             db.session.commit()
@@ -743,7 +729,7 @@ def _policy_form(policy: Policy | None) -> PolicyForm:
 def _save_policy(form: PolicyForm, policy: Policy | None) -> Policy:
     session = db.session
     org_code, item_code = (form.organisation.data or "").strip(), (form.item.data or "").strip()
-    return inventory.save_policy(
+    return coverage.save_policy(
         session, name=form.name.data or "", pool=form.pool.data, min_days=form.min_days.data,
         target_days=form.target_days.data, max_days=form.max_days.data,
         organisation_kind=form.organisation_kind.data or None,
@@ -849,7 +835,7 @@ def _scenario_form(scenario: Scenario | None) -> ScenarioForm:
 def _save_scenario(form: ScenarioForm) -> Scenario:
     factors = {name: getattr(form, name).data for name in ScenarioForm.CATEGORY_FIELDS
                if getattr(form, name).data is not None}
-    return inventory.save_scenario(db.session, name=form.name.data or "", description=form.description.data or "",
+    return coverage.save_scenario(db.session, name=form.name.data or "", description=form.description.data or "",
                                    factors=factors, item_factors=_parse_item_factors(form.item_factors.data or ""))
 
 

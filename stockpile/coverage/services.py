@@ -1,149 +1,39 @@
-"""The numbers of DESIGN.md §3, as plain functions of stock, use and dates.
+"""Coverage from the database (DESIGN.md §3, §4): the baseline in force for each organisation
+and item, the policies that apply, coverage rows and their summaries; and the records coverage
+is computed from: baselines, policies, item lists and scenarios.
 
-Coverage turns usable stock into days (and weeks) of normal use; expiry-aware coverage runs the
-stock forward FEFO at the daily rate and counts what expires before it can be used. Arithmetic
-is exact (``Fraction``) so a lot that is used up exactly on its expiry day is not called at risk
-by a rounding error; results are converted to floats only when reported.
+The numbers themselves are ``stockpile.coverage.arithmetic``; this module reads the stock they
+are applied to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any, NamedTuple
 
-Number = int | float | Decimal | Fraction
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-
-class Status(enum.StrEnum):
-    BELOW_MIN = "below_min"
-    BELOW_TARGET = "below_target"
-    OK = "ok"
-    OVERSTOCK = "overstock"
-    NO_BASELINE = "no_baseline"
-
-
-def exact(value: Number) -> Fraction:
-    """A number as an exact fraction; floats via their shortest decimal form (400.1 → 4001/10)."""
-    if isinstance(value, Fraction):
-        return value
-    if isinstance(value, float):
-        return Fraction(repr(value))
-    return Fraction(value)
-
-
-def daily_rate(weekly_use: Number | None, factor: Number = 1) -> Fraction | None:
-    """``r = w / 7`` (times a scenario's demand factor); ``None`` when there is no use to measure by."""
-    if weekly_use is None:
-        return None
-    # One Fraction built from whole numbers: this runs once per coverage row, thousands a page.
-    weekly, times = exact(weekly_use), exact(factor)
-    rate = Fraction(weekly.numerator * times.numerator, weekly.denominator * times.denominator * 7)
-    return rate if rate > 0 else None
-
-
-def coverage_days(usable: int, rate: Fraction | None) -> Fraction | None:
-    """``U / r``; ``None`` (unknown, never infinite) without a positive rate."""
-    return None if rate is None else Fraction(usable * rate.denominator, rate.numerator)
-
-
-def status(days: Fraction | None, min_days: Number, target_days: Number,
-           max_days: Number | None = None) -> Status:
-    if days is None:
-        return Status.NO_BASELINE
-    if days < exact(min_days):
-        return Status.BELOW_MIN
-    if days < exact(target_days):
-        return Status.BELOW_TARGET
-    if max_days is not None and days > exact(max_days):
-        return Status.OVERSTOCK
-    return Status.OK
-
-
-def shortfall(usable: int, rate: Fraction | None, target_days: Number) -> int | None:
-    """Units missing to reach the target: ``max(0, ceil(target_days · r − U))``."""
-    if rate is None:
-        return None
-    target = exact(target_days)
-    # ceil((p/q)·(a/b) − U) in whole numbers: −((U·q·b − p·a) // (q·b))
-    denominator = target.denominator * rate.denominator
-    return max(0, -((usable * denominator - target.numerator * rate.numerator) // denominator))
-
-
-@dataclass(frozen=True)
-class LotQuantity:
-    expiry: dt.date | None
-    quantity: int
-
-
-@dataclass(frozen=True)
-class ExpiryAware:
-    days: Fraction
-    at_risk: Fraction
-
-    @property
-    def at_risk_units(self) -> int:
-        """Quantity at risk of expiry, rounded to whole units (half up)."""
-        return math.floor(self.at_risk + Fraction(1, 2))
-
-
-def expiry_aware(lots: Iterable[LotQuantity], rate: Fraction | None, today: dt.date) -> ExpiryAware | None:
-    """Days until usable stock runs out at rate ``r`` if nothing arrives, FEFO, lots lost at the
-    end of their expiry day; and the quantity that expires before it can be used.
-
-    ``lots`` are the usable lots (available, not expired on ``today``). Lots expiring on the
-    same day are taken one after the other, so use is never counted twice.
-    """
-    if rate is None:
-        return None
-    ordered = sorted(lots, key=lambda lot: (lot.expiry is None, lot.expiry or dt.date.max))
-    # The steps above in whole numbers, exactly: with r = a/b, time is counted in 1/a days
-    # (q/r days = q·b of them) and quantities in 1/b units ((d − t)·r units = d − t of them).
-    a, b = rate.numerator, rate.denominator
-    t = 0
-    at_risk = 0
-    for lot in ordered:
-        if lot.quantity <= 0:
-            continue
-        q = lot.quantity * b
-        if lot.expiry is None:
-            t += q
-            continue
-        d = ((lot.expiry - today).days + 1) * a  # usable through the end of its expiry day
-        if t >= d:
-            at_risk += q
-        elif t + q <= d:
-            t += q
-        else:
-            at_risk += q - (d - t)
-            t = d
-    return ExpiryAware(Fraction(t, a), Fraction(at_risk, b))
-
-
-def weeks(days: Fraction | None) -> float | None:
-    """Days as weeks with one decimal, as shown on the pages and in the API."""
-    return None if days is None else round(float(days / 7), 1)
-
-
-# --- from the database: baselines in force, policies that apply, coverage rows ------------
-
-import sqlalchemy as sa  # noqa: E402  (the arithmetic above needs no database)
-import sqlalchemy.orm as so  # noqa: E402
-from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
-from sqlalchemy.ext.compiler import compiles  # noqa: E402
-from sqlalchemy.sql.compiler import SQLCompiler  # noqa: E402
-from sqlalchemy.sql.functions import FunctionElement  # noqa: E402
-
-from stockpile.inventory.models import ComputedUse as KeptUse  # noqa: E402
-from stockpile.inventory.models import (Balance, Baseline, BaselineSource, Depot, Item,  # noqa: E402
-                                        ItemList, ItemListEntry, IssueFlag, Lot, LotStatus,
-                                        Movement, MovementKind, Organisation, Policy, PolicyPool,
-                                        Pool, Scenario)
+from stockpile.coverage import arithmetic
+from stockpile.coverage.arithmetic import (ExpiryAware, LotQuantity, Status, coverage_days, daily_rate,
+                                           exact, expiry_aware, shortfall, status, weeks)
+from stockpile.coverage.models import (Baseline, BaselineSource, Criticality, ItemList, ItemListAction,
+                                       ItemListChange, ItemListEntry, Policy, PolicyPool, Scenario,
+                                       ScenarioFactor)
+from stockpile.coverage.models import ComputedUse as KeptUse
+from stockpile.errors import Conflict, NotFound, check_choice, field_error, required_text
+from stockpile.inventory.models import (Balance, Category, Depot, Item, IssueFlag, Lot, LotStatus,
+                                        Movement, MovementKind, Organisation, OrganisationKind, Pool)
+from stockpile.inventory.services import Context
 
 DEFAULT_WINDOW_WEEKS = 13
 # Plain strings for the loops over thousands of rows (an enum member's .value is a descriptor call).
@@ -317,10 +207,10 @@ def _stock_by_lot(session: so.Session, depots: dict[int, int], item_ids: Iterabl
     if pool is not None:
         stmt = stmt.where(Balance.pool == pool)
     lots: dict[tuple[int, str, int], _LotStock] = {}
-    for depot_id, item_id, lot_pool, lot_id, expiry, status, quantity in session.execute(stmt).all():
+    for depot_id, item_id, lot_pool, lot_id, expiry, lot_status, quantity in session.execute(stmt).all():
         key = (depots[depot_id], lot_pool, lot_id)
         found = lots.get(key)
-        lots[key] = _LotStock(key[0], item_id, lot_pool, lot_id, expiry, status,
+        lots[key] = _LotStock(key[0], item_id, lot_pool, lot_id, expiry, lot_status,
                               quantity + (found.quantity if found else 0))
     return list(lots.values())
 
@@ -536,7 +426,7 @@ def _kept_or_computed(session: so.Session, pairs: set[tuple[int, int]], today: d
 def forget_computed_use(session: so.Session, pairs: Iterable[tuple[int, int]] = (), *,
                         item_id: int | None = None, before: dt.date | None = None) -> None:
     """Delete kept computed-use figures: of ``pairs`` (a posting touched them), of every
-    organisation's ``item_id`` (its lot's expiry moved), or of days before ``before``."""
+    organisation's ``item_id`` (a lot of it changed status or expiry), or of days before ``before``."""
     conditions = []
     pairs = sorted(set(pairs))
     if pairs:
@@ -548,6 +438,16 @@ def forget_computed_use(session: so.Session, pairs: Iterable[tuple[int, int]] = 
     if conditions:
         session.execute(sa.delete(KeptUse).where(sa.or_(*conditions))
                         .execution_options(synchronize_session=False))
+
+
+def forget_stock_changed(session: so.Session, pairs: set[tuple[int, int]]) -> None:
+    """Hook of the posting path: the computed use of these pairs has changed."""
+    forget_computed_use(session, pairs)
+
+
+def forget_item(session: so.Session, item_id: int) -> None:
+    """Hook of a lot's status or expiry change: in-stock days of the item have changed."""
+    forget_computed_use(session, item_id=item_id)
 
 
 def baseline_in_force(stored: dict[tuple[int, int, str], StoredBaseline],
@@ -563,30 +463,6 @@ def baseline_in_force(stored: dict[tuple[int, int, str], StoredBaseline],
         return found, ""
     reason = use.missing_reason() if use is not None else "No baseline entered and no issue history."
     return None, reason
-
-
-def annual_3y(annual_use: dict[int, int], year: int, deviating: Iterable[int] = ()) -> tuple[Fraction, list[int], dict[str, int]]:
-    """§ 8a: weekly use from the three calendar years before ``year``.
-
-    Each deviating year is replaced by the nearest earlier year that is not deviating itself.
-    Returns (weekly use, years used, {replaced year: replacement}). ``ValueError`` names a
-    missing year.
-    """
-    deviating = set(deviating)
-    used: list[int] = []
-    replaced: dict[str, int] = {}
-    for wanted in (year - 3, year - 2, year - 1):
-        chosen = wanted
-        while chosen in deviating or chosen in used:
-            chosen -= 1
-        if chosen != wanted:
-            replaced[str(wanted)] = chosen
-        if chosen not in annual_use:
-            raise ValueError(f"annual use for {chosen} is needed"
-                             + (f" (in place of {wanted})" if chosen != wanted else ""))
-        used.append(chosen)
-    mean = Fraction(sum(annual_use[y] for y in used), 3)
-    return mean / (Fraction(36525, 100) / 7), sorted(used), replaced
 
 
 @dataclass(frozen=True)
@@ -643,8 +519,6 @@ def scenario_factors(session: so.Session, name: str | None) -> dict[tuple[str, i
         return {}
     scenario = session.scalar(sa.select(Scenario).where(Scenario.name == name))
     if scenario is None:
-        from stockpile.errors import NotFound
-
         raise NotFound(f"No scenario named {name!r}.", fields={"scenario": [f"Unknown scenario {name!r}."]})
     return {(("item", f.item_id) if f.item_id else ("category", f.category)): exact(f.factor)
             for f in scenario.factors}
@@ -776,30 +650,6 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     return rows
 
 
-def projection(lots: Iterable[LotQuantity], rate: Fraction | None, today: dt.date,
-               days: int) -> list[tuple[dt.date, Fraction]]:
-    """Usable stock at the start of each of the next ``days`` days if nothing arrives: used FEFO
-    at ``rate`` a day, each lot lost at the end of its expiry day. Day 0 is ``today``."""
-    remaining = {i: Fraction(lot.quantity) for i, lot in enumerate(lots) if lot.quantity > 0}
-    expiry = {i: lot.expiry for i, lot in enumerate(lots)}
-    order = sorted(remaining, key=lambda i: (expiry[i] is None, expiry[i] or dt.date.max))
-    points = []
-    for offset in range(days + 1):
-        day = today + dt.timedelta(days=offset)
-        for i in order:  # lost at the end of their expiry day: gone at the start of the next
-            if expiry[i] is not None and expiry[i] < day:
-                remaining[i] = Fraction(0)
-        points.append((day, sum(remaining.values(), Fraction(0))))
-        need = rate or Fraction(0)
-        for i in order:
-            if need <= 0:
-                break
-            take = min(need, remaining[i])
-            remaining[i] -= take
-            need -= take
-    return points
-
-
 def falls_below_min_on(row: CoverageRow, horizon_days: int = 730) -> dt.date | None:
     """The first day on which the stock left (used at the row's rate, lots expiring) covers less
     than the minimum days; ``today`` if it already does; ``None`` without a baseline or when it
@@ -812,7 +662,7 @@ def falls_below_min_on(row: CoverageRow, horizon_days: int = 730) -> dt.date | N
     rate = row.rate
     if rate is None:
         return None
-    stock_on = _stock_on_day(row.lots, rate, row.evaluated_on)
+    stock_on = arithmetic.stock_on_day(row.lots, rate, row.evaluated_on)
     floor = row.min_days * rate  # stock / rate < min_days  ⇔  stock < min_days · rate
     if stock_on(horizon_days) >= floor:
         return None
@@ -824,33 +674,6 @@ def falls_below_min_on(row: CoverageRow, horizon_days: int = 730) -> dt.date | N
         else:
             low = middle + 1
     return row.evaluated_on + dt.timedelta(days=low)
-
-
-def _stock_on_day(lots: Iterable[LotQuantity], rate: Fraction, today: dt.date) -> Callable[[int], Fraction]:
-    """``k → usable stock at the start of day k`` (day 0 is ``today``) when the lots are used
-    FEFO at ``rate`` a day and each is lost at the end of its expiry day, as ``projection`` has it.
-
-    As in ``expiry_aware``, each lot is used from the time ``start`` the lots before it are used
-    up or lost until the time ``stop`` it is used up or lost itself; at the start of day ``k`` a
-    lot not yet lost (``k < d``, ``d`` = days to its expiry + 1) holds
-    ``q − rate · (min(max(k, start), stop) − start)``.
-    """
-    schedule: list[tuple[Fraction, Fraction, Fraction, int | None]] = []  # q, start, stop, d
-    t = Fraction(0)
-    for lot in sorted((lot for lot in lots if lot.quantity > 0),
-                      key=lambda lot: (lot.expiry is None, lot.expiry or dt.date.max)):
-        q = Fraction(lot.quantity)
-        d = (lot.expiry - today).days + 1 if lot.expiry is not None else None
-        start = t
-        if d is None or t < d:
-            t = t + q / rate if d is None else min(t + q / rate, Fraction(d))
-        schedule.append((q, start, t, d))
-
-    def stock(k: int) -> Fraction:
-        return sum((q - rate * (min(max(Fraction(k), start), stop) - start)
-                    for q, start, stop, d in schedule if d is None or k < d), Fraction(0))
-
-    return stock
 
 
 @dataclass(frozen=True)
@@ -954,3 +777,178 @@ def item_coverage(session: so.Session, organisation: Organisation, items: Iterab
         rate = daily_rate(baseline.weekly_use) if baseline else None
         result[item_id] = ItemCoverage(item, quantity, baseline, coverage_days(quantity, rate))
     return result
+
+
+# Recording what coverage is computed from.
+
+def set_manual_baseline(session: so.Session, ctx: Context, *, organisation: Organisation, item: Item,
+                        weekly_use: Decimal | float | int, valid_from: dt.date | None = None,
+                        note: str | None = None) -> Baseline:
+    """Record normal weekly use entered by hand; it is in force from ``valid_from`` (default today)."""
+    if weekly_use is None or Decimal(str(weekly_use)) < 0:
+        raise field_error("weekly_use", "weekly_use must be a number, zero or more.")
+    baseline = Baseline(organisation=organisation, item=item, source=BaselineSource.MANUAL.value,
+                        weekly_use=Decimal(str(weekly_use)), valid_from=valid_from or ctx.today,
+                        note=(note or "").strip() or None, recorded_by_id=ctx.user_id)
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
+def set_annual_baseline(session: so.Session, ctx: Context, *, organisation: Organisation, item: Item,
+                        annual_use: dict[int, int], deviating_years: Iterable[int] = (),
+                        valid_from: dt.date | None = None) -> Baseline:
+    """§ 8a: a quarter of the mean annual use of the three calendar years before ``valid_from``'s
+    year, a deviating year replaced by the year before it. Stores the years used and replaced."""
+    valid_from = valid_from or ctx.today
+    for year, used in annual_use.items():
+        if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+            raise field_error("annual_use", f"Annual use for {year} must be a whole number, zero or more.")
+    try:
+        weekly, used_years, replaced = arithmetic.annual_3y(annual_use, valid_from.year, deviating_years)
+    except ValueError as exc:
+        raise field_error("annual_use", f"For {valid_from.year} the three years before are counted: {exc}.") from exc
+    baseline = Baseline(organisation=organisation, item=item, source=BaselineSource.ANNUAL_3Y.value,
+                        weekly_use=round(Decimal(weekly.numerator) / Decimal(weekly.denominator), 4),
+                        valid_from=valid_from,
+                        annual_use={str(y): int(n) for y, n in sorted(annual_use.items())},
+                        years_used=used_years, years_replaced=replaced, recorded_by_id=ctx.user_id)
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
+def save_policy(session: so.Session, *, name: str, pool: str, min_days: Decimal | float | int,
+                target_days: Decimal | float | int, max_days: Decimal | float | int | None = None,
+                organisation_kind: str | None = None, organisation: Organisation | None = None,
+                category: str | None = None, item_list: str | None = None, item: Item | None = None,
+                active: bool = True, policy: Policy | None = None) -> Policy:
+    """Create a policy, or change ``policy``; refuses scopes and day figures that make no sense."""
+    name = required_text("name", name)
+    check_choice("pool", pool, PolicyPool)
+    if (organisation_kind is None) == (organisation is None):
+        raise field_error("organisation_kind", "Give either organisation_kind or organisation (one of them).")
+    if organisation_kind is not None:
+        check_choice("organisation_kind", organisation_kind, OrganisationKind)
+    if sum(x is not None for x in (category, item_list, item)) != 1:
+        raise field_error("category", "Give exactly one of category, item_list or item.")
+    if category is not None:
+        check_choice("category", category, Category)
+    days = {"min_days": min_days, "target_days": target_days, "max_days": max_days}
+    parsed = {k: Decimal(str(v)) if v is not None else None for k, v in days.items()}
+    if any(v is not None and v < 0 for v in parsed.values()):
+        raise field_error("min_days", "Days cannot be negative.")
+    if parsed["target_days"] < parsed["min_days"]:
+        raise field_error("target_days", "target_days cannot be below min_days.")
+    if parsed["max_days"] is not None and parsed["max_days"] < parsed["target_days"]:
+        raise field_error("max_days", "max_days cannot be below target_days.")
+    clash = session.scalar(sa.select(Policy.id).where(Policy.name == name))
+    if clash is not None and (policy is None or clash != policy.id):
+        raise Conflict(f"A policy named {name!r} already exists.", code="duplicate_name",
+                       fields={"name": ["Already taken."]})
+    if policy is None:
+        policy = Policy()
+        session.add(policy)
+    policy.name, policy.pool, policy.active = name, pool, active
+    policy.organisation_kind, policy.organisation = organisation_kind, organisation
+    policy.category, policy.item_list, policy.item = category, item_list, item
+    policy.min_days, policy.target_days, policy.max_days = parsed["min_days"], parsed["target_days"], parsed["max_days"]
+    session.flush()
+    return policy
+
+
+def item_list_for(session: so.Session, organisation: Organisation, code: str, *,
+                  name: str | None = None) -> ItemList:
+    """The organisation's list with ``code``, created (empty, version 1) if it has none yet."""
+    found = session.scalar(sa.select(ItemList).where(ItemList.organisation_id == organisation.id,
+                                                     ItemList.code == code))
+    if found is None:
+        found = ItemList(organisation=organisation, code=code, name=name or code, version=1)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def _describe_entry(entry: ItemListEntry) -> str:
+    parts = []
+    if entry.min_days is not None:
+        parts.append(f"minimum {entry.min_days.normalize():f} days")
+    if entry.criticality:
+        parts.append(f"criticality {entry.criticality}")
+    if entry.alternatives:
+        parts.append("alternatives " + ", ".join(a.code for a in entry.alternatives))
+    if entry.note:
+        parts.append(f"note: {entry.note}")
+    return "; ".join(parts)
+
+
+def save_list_entry(session: so.Session, ctx: Context, *, item_list: ItemList, item: Item,
+                    min_days: Decimal | float | int | None = None, criticality: str | None = None,
+                    alternatives: Sequence[Item] = (), note: str | None = None) -> ItemListEntry:
+    """Add ``item`` to the list or change its settings; a new list version, with the change logged."""
+    if criticality:
+        check_choice("criticality", criticality, Criticality)
+    if min_days is not None and Decimal(str(min_days)) < 0:
+        raise field_error("min_days", "min_days cannot be negative.")
+    if any(alt.id == item.id for alt in alternatives):
+        raise field_error("alternatives", f"{item.code} cannot be its own alternative.")
+    entry = next((e for e in item_list.entries if e.item_id == item.id), None)
+    action = ItemListAction.CHANGED if entry is not None else ItemListAction.ADDED
+    if entry is None:
+        entry = ItemListEntry(item=item)
+        item_list.entries.append(entry)
+    before = _describe_entry(entry) if action == ItemListAction.CHANGED else None
+    entry.min_days = Decimal(str(min_days)) if min_days is not None else None
+    entry.criticality = criticality or None
+    entry.alternatives = list(alternatives)
+    entry.note = (note or "").strip() or None
+    after = _describe_entry(entry)
+    if before == after:
+        return entry
+    item_list.version += 1
+    detail = after if before is None else f"{before or 'no settings'} → {after or 'no settings'}"
+    session.add(ItemListChange(item_list=item_list, version=item_list.version, item=item,
+                               action=action.value, detail=detail, recorded_by_id=ctx.user_id))
+    session.flush()
+    return entry
+
+
+def remove_list_entry(session: so.Session, ctx: Context, *, item_list: ItemList, item: Item) -> None:
+    entry = next((e for e in item_list.entries if e.item_id == item.id), None)
+    if entry is None:
+        raise NotFound(f"{item.code} is not on the list {item_list.name}.", fields={"item": ["Not on the list."]})
+    item_list.entries.remove(entry)
+    item_list.version += 1
+    session.add(ItemListChange(item_list=item_list, version=item_list.version, item=item,
+                               action=ItemListAction.REMOVED.value, detail="", recorded_by_id=ctx.user_id))
+    session.flush()
+
+
+def save_scenario(session: so.Session, *, name: str, description: str = "",
+                  factors: dict[str, Decimal | float | int] | None = None,
+                  item_factors: dict[Item, Decimal | float | int] | None = None) -> Scenario:
+    """Create or replace a scenario: demand factors per category and per item."""
+    name = required_text("name", name)
+    scenario = session.scalar(sa.select(Scenario).where(Scenario.name == name))
+    if scenario is None:
+        scenario = Scenario(name=name)
+        session.add(scenario)
+    scenario.description = description
+    new = []
+    for category, factor in (factors or {}).items():
+        check_choice("category", category, Category)
+        new.append(ScenarioFactor(category=category, factor=_factor_value(factor)))
+    for scenario_item, factor in (item_factors or {}).items():
+        new.append(ScenarioFactor(item=scenario_item, factor=_factor_value(factor)))
+    if not new:
+        raise field_error("factors", "A scenario needs at least one demand factor.")
+    scenario.factors = new
+    session.flush()
+    return scenario
+
+
+def _factor_value(value: Decimal | float | int) -> Decimal:
+    factor = Decimal(str(value))
+    if factor <= 0:
+        raise field_error("factors", "A demand factor must be above zero.")
+    return factor

@@ -1,5 +1,5 @@
 """The coverage API (API.md, *Coverage*) and what coverage is measured against: baselines,
-policies and scenarios. Numbers are worked by hand in tests/inventory/test_coverage.py; here
+policies and scenarios. Numbers are worked by hand in tests/coverage/test_services.py; here
 they must come out of the API with the same values, rounded as documented."""
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from stockpile.coverage import services as coverage
 from stockpile.auth import services as auth
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import Baseline, Lot, Policy, Scenario
+from stockpile.coverage.models import Baseline, Policy, Scenario
+from stockpile.inventory.models import Lot
 from tests import factories
 
 TODAY = factories.TODAY  # 2026-11-23: the fixed evaluation date of the worked examples
@@ -68,7 +70,7 @@ def duty(world, session):
     a § 8a baseline (2024 replaced by 2022, a quarter of a year = 5 000 masks), lot A 3000
     expiring in 29 days, lot B 1500 in the emergency pool, an expired and a quarantined lot."""
     mun, depot, mask = world.municipality, world.municipal_depot, world.mask
-    inventory.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
+    coverage.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
                                   annual_use={2022: 19_000, 2023: 20_000, 2024: 90_000, 2025: 21_000},
                                   deviating_years=[2024], valid_from=dt.date(2026, 1, 1))
     factories.receive(session, depot, mask, "A", day(29), 3000)
@@ -137,7 +139,7 @@ def test_no_baseline_rows_have_null_coverage_and_say_why(client, duty, session):
     # GLOVE arrives on the evaluation day itself: no baseline and no issue history before it.
     factories.receive(session, duty.municipal_depot, glove, "G1", day(300), 200, occurred_at=noon(TODAY))
     # GOWN has a baseline, but of zero use: coverage is unknown, never "ok" and never infinite.
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=duty.municipality, item=gown,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=duty.municipality, item=gown,
                                   weekly_use=0, valid_from=day(-30))
     factories.receive(session, duty.municipal_depot, gown, "W1", day(300), 50, occurred_at=noon(TODAY))
     rows = by_item(get(client, duty, "municipal", "/coverage", organisation="MUN", date=TODAY.isoformat()))
@@ -237,7 +239,7 @@ def region(world, session):
         depots[code] = factories.depot(session, org, f"{code}-D")
 
     def baseline(code, item, weekly):
-        inventory.set_manual_baseline(session, ctx, organisation=depots[code].organisation, item=item,
+        coverage.set_manual_baseline(session, ctx, organisation=depots[code].organisation, item=item,
                                       weekly_use=weekly, valid_from=day(-30))
 
     def stock(code, item, quantity, expiry=None):
@@ -309,7 +311,7 @@ def test_region_summary_needs_read_access_to_the_region(client, world, region, w
 
 
 def test_coordinator_summary_of_their_own_region(client, world, session):
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
                                   item=world.mask, weekly_use=70, valid_from=day(-30))
     factories.receive(session, world.municipal_depot, world.mask, "M1", day(400), 1000, occurred_at=noon(TODAY))
     body = get(client, world, "coordinator", "/coverage/summary", parent="REG",
@@ -585,7 +587,7 @@ def test_admin_creates_a_policy_and_coverage_uses_it(client, world, session):
     assert created in listed
     # 400 gloves at 10 a day = 40 days: below min of the PPE duty (91.3125), but the item policy
     # for this one organisation is more specific: between 30 and 60 → below target, 200 short.
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=world.municipality, item=world.glove,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=world.municipality, item=world.glove,
                                   weekly_use=70, valid_from=day(-30))
     factories.receive(session, world.municipal_depot, world.glove, "G1", day(300), 400)
     [row] = get(client, world, "municipal", "/coverage", organisation="MUN", item="GLOVE",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from fractions import Fraction
 
-from stockpile.inventory.coverage import (LotQuantity, Status, coverage_days, daily_rate,
-                                          expiry_aware, shortfall, status, weeks)
+from stockpile.coverage.services import (LotQuantity, Status, coverage_days, daily_rate,
+                                         expiry_aware, shortfall, status, weeks)
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -112,9 +112,11 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from stockpile.errors import InvalidInput  # noqa: E402
-from stockpile.inventory import coverage, gs1  # noqa: E402
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage
+from stockpile.inventory import gs1  # noqa: E402
 from stockpile.inventory import services as inventory  # noqa: E402
-from stockpile.inventory.models import ComputedUse as KeptUse  # noqa: E402
+from stockpile.coverage.models import ComputedUse as KeptUse  # noqa: E402
 from stockpile.inventory.models import Lot  # noqa: E402
 from tests import factories  # noqa: E402
 
@@ -135,7 +137,7 @@ def municipality(session):
     mask = factories.item(session, "MASK", "ppe", ppe_group="face_masks")
     # 2024 was a pandemic year: replaced by 2022. Mean of 2022, 2023, 2025 = 20 000 a year,
     # so a quarter of a year is exactly 5 000 masks and r = 20 000 / 365.25 a day.
-    inventory.set_annual_baseline(session, factories.ctx(), organisation=org, item=mask,
+    coverage.set_annual_baseline(session, factories.ctx(), organisation=org, item=mask,
                                   annual_use={2022: 19_000, 2023: 20_000, 2024: 90_000, 2025: 21_000},
                                   deviating_years=[2024], valid_from=dt.date(2026, 1, 1))
     factories.receive(session, depot, mask, "A", day(29), 3000)                # d = 30
@@ -210,7 +212,7 @@ def test_safety_stock_manual_baseline_and_no_baseline(session, centre):
     org, depot = centre
     tube = factories.item(session, "TUBE", "consumable")
     filt = factories.item(session, "FILTER", "consumable")
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
                                   valid_from=day(-30))
     factories.receive(session, depot, tube, "T1", day(200), 250)
     factories.receive(session, depot, filt, "F1", day(200), 999)
@@ -228,9 +230,9 @@ def test_a_manual_baseline_is_in_force_only_from_its_date_and_the_newest_wins(se
     org, depot = centre
     tube = factories.item(session, "TUBE", "consumable")
     factories.receive(session, depot, tube, "T1", day(200), 280)
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
                                   valid_from=day(-30))
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=140,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=140,
                                   valid_from=day(10))
     [now] = coverage.evaluate(session, [org], today=TODAY)
     [later] = coverage.evaluate(session, [org], today=day(10))
@@ -241,13 +243,13 @@ def test_item_policy_overrides_the_list_policy(session, centre):
     org, depot = centre
     resp = factories.item(session, "FFP3", "ppe", ppe_group="respirators")
     ctx = factories.ctx()
-    emergency = inventory.item_list_for(session, org, "emergency", name="Emergency list")
-    inventory.save_list_entry(session, ctx, item_list=emergency, item=resp)
-    inventory.set_manual_baseline(session, ctx, organisation=org, item=resp, weekly_use=7)
+    emergency = coverage.item_list_for(session, org, "emergency", name="Emergency list")
+    coverage.save_list_entry(session, ctx, item_list=emergency, item=resp)
+    coverage.set_manual_baseline(session, ctx, organisation=org, item=resp, weekly_use=7)
     factories.receive(session, depot, resp, "R1", dt.date(2030, 1, 1), 140, pool="emergency")
     [before] = [r for r in coverage.evaluate(session, [org], today=TODAY) if r.pool == "emergency"]
     assert (before.policy.name, before.days, before.status) == ("Supply centre emergency stock", 140, Status.OK)
-    inventory.save_policy(session, name="FFP3 168 days", organisation_kind="supply_centre", item=resp,
+    coverage.save_policy(session, name="FFP3 168 days", organisation_kind="supply_centre", item=resp,
                           pool="emergency", min_days=168, target_days=168)
     [after] = [r for r in coverage.evaluate(session, [org], today=TODAY) if r.pool == "emergency"]
     assert (after.policy.name, after.status, after.shortfall) == ("FFP3 168 days", Status.BELOW_MIN, 28)
@@ -258,9 +260,9 @@ def test_list_entry_minimum_days_replace_the_policy_minimum(session):
     depot = factories.depot(session, pharmacy)
     propofol = factories.item(session, "PROPOFOL", "drug", atc="N01AX10")
     ctx = factories.ctx()
-    drugs = inventory.item_list_for(session, pharmacy, "critical-drugs")
-    inventory.save_list_entry(session, ctx, item_list=drugs, item=propofol, min_days=21)
-    inventory.set_manual_baseline(session, ctx, organisation=pharmacy, item=propofol, weekly_use=70)
+    drugs = coverage.item_list_for(session, pharmacy, "critical-drugs")
+    coverage.save_list_entry(session, ctx, item_list=drugs, item=propofol, min_days=21)
+    coverage.set_manual_baseline(session, ctx, organisation=pharmacy, item=propofol, weekly_use=70)
     factories.receive(session, depot, propofol, "P1", day(100), 180)
     [row] = coverage.evaluate(session, [pharmacy], today=TODAY)
     # 18 days: meets the list's 14 but not this drug's own 21.
@@ -308,7 +310,7 @@ def test_fewer_than_four_in_stock_weeks_give_no_computed_baseline(session, centr
 def test_annual_baseline_needs_the_years_it_counts(session, municipality):
     mask = session.scalar(sa.select(inventory.Item).where(inventory.Item.code == "MASK"))
     with pytest.raises(InvalidInput) as missing:
-        inventory.set_annual_baseline(session, factories.ctx(), organisation=municipality, item=mask,
+        coverage.set_annual_baseline(session, factories.ctx(), organisation=municipality, item=mask,
                                       annual_use={2023: 1, 2024: 2, 2025: 3}, deviating_years=[2025],
                                       valid_from=dt.date(2026, 3, 1))
     assert "annual use for 2022 is needed (in place of 2025)" in missing.value.message
@@ -317,11 +319,11 @@ def test_annual_baseline_needs_the_years_it_counts(session, municipality):
 def test_projection_and_the_day_stock_falls_below_the_minimum(session, centre):
     org, depot = centre
     tube = factories.item(session, "TUBE", "consumable")
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70)
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70)
     factories.receive(session, depot, tube, "SOON", day(2), 100)   # 30 of it used, 70 lost after day 2
     factories.receive(session, depot, tube, "LATER", day(365), 300)
     [row] = coverage.evaluate(session, [org], today=TODAY)
-    points = dict(coverage.projection(row.lots, row.rate, TODAY, 5))
+    points = dict(arithmetic.projection(row.lots, row.rate, TODAY, 5))
     # 10 a day from SOON on days 0–2 (400, 390, 380 at the start of each); SOON expires at the end
     # of day 2 with 70 left, so day 3 starts with LATER's 300, then 290, 280.
     assert [points[day(n)] for n in range(6)] == [400, 390, 380, 300, 290, 280]
@@ -335,7 +337,7 @@ def test_region_summary_counts_members_meeting_the_target(session):
     ctx = factories.ctx()
     for code, stock in (("K1", 1300), ("K2", 1000), ("K3", 0)):
         org = factories.org(session, code, "municipality", parent="REGION")
-        inventory.set_manual_baseline(session, ctx, organisation=org, item=mask, weekly_use=100)
+        coverage.set_manual_baseline(session, ctx, organisation=org, item=mask, weekly_use=100)
         if stock:
             factories.receive(session, factories.depot(session, org), mask, f"{code}-L", day(400), stock)
     members = coverage.members_of(session, region)
@@ -343,7 +345,7 @@ def test_region_summary_counts_members_meeting_the_target(session):
     # 1300 / (100/7) = 91 days < 91.3125: below min; K3 holds nothing but has a baseline.
     verdict = {s.organisation.code: (s.items, s.meeting_target, s.below_min) for s in summaries}
     assert verdict == {"K1": (1, 0, 1), "K2": (1, 0, 1), "K3": (1, 0, 1)}
-    inventory.set_manual_baseline(session, ctx, organisation=members[0], item=mask, weekly_use=50)
+    coverage.set_manual_baseline(session, ctx, organisation=members[0], item=mask, weekly_use=50)
     k1 = [s for s in coverage.summarise(coverage.evaluate(session, members, today=TODAY))
           if s.organisation.code == "K1"][0]
     assert k1.meets_target and k1.meeting_target == 1
@@ -354,7 +356,7 @@ def test_a_member_with_nothing_under_a_policy_counts_as_not_meeting_it(session):
     mask = factories.item(session, "MASK", "ppe", ppe_group="face_masks")
     holder = factories.org(session, "K1", "municipality", parent="REGION")
     factories.org(session, "K2", "municipality", parent="REGION")  # no stock, no baseline
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=holder, item=mask, weekly_use=7)
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=holder, item=mask, weekly_use=7)
     factories.receive(session, factories.depot(session, holder), mask, "L", day(400), 100)
     members = coverage.members_of(session, region)
     summaries = coverage.summarise(coverage.evaluate(session, members, today=TODAY), members)
@@ -482,7 +484,7 @@ def test_item_coverage_reads_the_ledger_only_for_items_without_a_stored_baseline
     org, depot = centre
     tube = factories.item(session, "TUBE", "consumable")
     factories.receive(session, depot, tube, "T", dt.date(2028, 1, 1), 100)
-    inventory.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
+    coverage.set_manual_baseline(session, factories.ctx(), organisation=org, item=tube, weekly_use=70,
                                   valid_from=day(-30))
     with counted(engine) as statements:
         found = coverage.item_coverage(session, org, [tube], today=TODAY)[tube.id]
@@ -511,12 +513,12 @@ class counted:
 def test_evaluate_runs_as_many_statements_for_one_item_as_for_many(session, centre, engine):
     org, depot = centre
     ctx = factories.ctx()
-    emergency = inventory.item_list_for(session, org, "emergency")
+    emergency = coverage.item_list_for(session, org, "emergency")
 
     def add_items(codes, lots, with_history):
         for code in codes:
             item = factories.item(session, code, "consumable")
-            inventory.save_list_entry(session, ctx, item_list=emergency, item=item)
+            coverage.save_list_entry(session, ctx, item_list=emergency, item=item)
             for n in range(lots):
                 factories.receive(session, depot, item, f"{code}-{n}", dt.date(2028, 1, 1 + n), 500,
                                   today=on(-1), occurred_at=noon(on(-1)))
@@ -526,7 +528,7 @@ def test_evaluate_runs_as_many_statements_for_one_item_as_for_many(session, cent
                 for offset in range(0, 91, 10):
                     issue_on(session, depot, item, offset, 5)
                 for week in range(3):
-                    inventory.set_manual_baseline(session, ctx, organisation=org, item=item,
+                    coverage.set_manual_baseline(session, ctx, organisation=org, item=item,
                                                   weekly_use=10 + week, valid_from=day(-30 + week))
 
     add_items(["A1"], 1, False)
@@ -618,14 +620,14 @@ def falls_below_min_day_by_day(row, horizon_days: int = 730) -> dt.date | None:
     rate = row.rate
     if rate is None:
         return None
-    for when, stock in coverage.projection(row.lots, rate, row.evaluated_on, horizon_days):
+    for when, stock in arithmetic.projection(row.lots, rate, row.evaluated_on, horizon_days):
         if stock / rate < row.min_days:
             return when
     return None
 
 
 lots_strategy = st.lists(st.builds(
-    coverage.LotQuantity,
+    arithmetic.LotQuantity,
     st.one_of(st.none(), st.integers(-3, 400).map(day)),
     st.integers(-5, 3000)), max_size=6)
 
@@ -634,6 +636,6 @@ lots_strategy = st.lists(st.builds(
 @given(lots=lots_strategy, weekly=st.integers(0, 20_000), factor=st.sampled_from([1, 2, 4, Fraction(1, 3)]),
        min_days=st.sampled_from([0, 1, 14, 21, Fraction(913125, 10000), 84, 168]), horizon=st.integers(0, 500))
 def test_falls_below_min_on_matches_the_day_by_day_projection(lots, weekly, factor, min_days, horizon):
-    row = SimpleNamespace(lots=tuple(lots), rate=coverage.daily_rate(Fraction(weekly, 10), factor),
+    row = SimpleNamespace(lots=tuple(lots), rate=arithmetic.daily_rate(Fraction(weekly, 10), factor),
                           evaluated_on=TODAY, min_days=Fraction(min_days))
     assert coverage.falls_below_min_on(row, horizon) == falls_below_min_day_by_day(row, horizon)

@@ -1,4 +1,4 @@
-"""The inventory package's job (stockpile/inventory/tasks.py), called as the scheduler calls it."""
+"""The coverage package's job (stockpile/coverage/tasks.py), called as the scheduler calls it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from contextlib import nullcontext
 import sqlalchemy as sa
 
 from stockpile.db import utcnow
-from stockpile.inventory import coverage
+from stockpile.coverage import services as coverage
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import ComputedUse
-from stockpile.inventory.tasks import keep_computed_use
+from stockpile.coverage.models import ComputedUse
+from stockpile.coverage.tasks import keep_computed_use
 from stockpile.scheduler import JobContext
 from tests import factories
 from tests.factories import TODAY

@@ -30,15 +30,16 @@ from stockpile.auth import services as auth
 from stockpile.auth.models import Role
 from stockpile.errors import DomainError, Forbidden, InvalidInput, NotFound
 from stockpile.extensions import db
-from stockpile.inventory import coverage
+from stockpile.coverage import arithmetic
+from stockpile.coverage import services as coverage
 from stockpile.inventory import services as inventory
-from stockpile.inventory.coverage import CoverageRow, Status
-from stockpile.inventory.coverage_views import evaluation_date
+from stockpile.coverage.services import CoverageRow, Status
+from stockpile.coverage.views import evaluation_date
 from stockpile.inventory.forms import (CRITICALITY_LABELS, PPE_GROUP_LABELS, AnnualUseForm,
                                        CriticalDrugForm, CriticalDrugRemoveForm, DomainForm, option)
-from stockpile.inventory.models import (Baseline, BaselineSource, Category, Item, ItemList,
-                                        ItemListChange, ItemListEntry, Organisation,
-                                        OrganisationKind, Policy, PolicyPool, PPEGroup)
+from stockpile.coverage.models import (Baseline, BaselineSource, ItemList, ItemListChange,
+                                       ItemListEntry, Policy, PolicyPool)
+from stockpile.inventory.models import Category, Item, Organisation, OrganisationKind, PPEGroup
 from stockpile.web import posting_context as _context
 from stockpile.web import today as _today
 
@@ -83,11 +84,11 @@ class GroupDuty:
     def days(self) -> Fraction | None:
         if not self.rows or self.without_baseline:
             return None
-        return coverage.coverage_days(self.usable, sum((row.rate for row in self.rows), Fraction(0)))
+        return arithmetic.coverage_days(self.usable, sum((row.rate for row in self.rows), Fraction(0)))
 
     @property
     def weeks(self) -> float | None:
-        return coverage.weeks(self.days)
+        return arithmetic.weeks(self.days)
 
     @property
     def shortfall(self) -> int:
@@ -286,7 +287,7 @@ def ppe_duty() -> Any:
                 if item.ppe_group is None:
                     message = _("%(item)s is not in one of the five PPE groups.", item=item.name)
                     raise InvalidInput(message, fields={"item": [message]})
-                baseline = inventory.set_annual_baseline(
+                baseline = coverage.set_annual_baseline(
                     session, _context(), organisation=organisation, item=item,
                     annual_use=form.annual_use(years), deviating_years=form.deviating_years(years))
                 manual = coverage.stored_baselines(session, [organisation.id], baseline.valid_from,
@@ -477,7 +478,7 @@ def _list_default_min_days(organisation: Organisation) -> Fraction | None:
                                 sa.or_(Policy.organisation_id == organisation.id,
                                        Policy.organisation_kind == organisation.kind))
         .order_by(Policy.organisation_id.is_(None), Policy.id).limit(1))
-    return coverage.exact(policy.min_days) if policy is not None else None
+    return arithmetic.exact(policy.min_days) if policy is not None else None
 
 
 def _plain(value: Decimal) -> Decimal:
@@ -514,11 +515,11 @@ def _save_drug(organisation: Organisation, form: CriticalDrugForm) -> str:
     if not_drugs:
         message = _("Only drugs can substitute: %(items)s is not one.", items=", ".join(not_drugs))
         raise InvalidInput(message, fields={"alternatives": [message]})
-    item_list = inventory.item_list_for(session, organisation, CRITICAL_DRUG_LIST,
+    item_list = coverage.item_list_for(session, organisation, CRITICAL_DRUG_LIST,
                                         name=CRITICAL_DRUG_LIST_NAME)
     was_on_list = any(e.item_id == item.id for e in item_list.entries)
     version = item_list.version
-    inventory.save_list_entry(session, ctx, item_list=item_list, item=item, min_days=form.min_days.data,
+    coverage.save_list_entry(session, ctx, item_list=item_list, item=item, min_days=form.min_days.data,
                               criticality=form.criticality.data or None, alternatives=alternatives,
                               note=form.note.data)
     parts = []
@@ -533,7 +534,7 @@ def _save_drug(organisation: Organisation, form: CriticalDrugForm) -> str:
         manual = coverage.stored_baselines(session, [organisation.id], ctx.today, [item.id]).get(
             (organisation.id, item.id, BaselineSource.MANUAL.value))
         if manual is None or manual.weekly_use != weekly:
-            inventory.set_manual_baseline(session, ctx, organisation=organisation, item=item,
+            coverage.set_manual_baseline(session, ctx, organisation=organisation, item=item,
                                           weekly_use=weekly, note=_("Daily use from the critical drug list"))
             parts.append(_("Daily use of %(item)s is %(daily)s from today (%(weekly)s a week).",
                            item=item.name, daily=format_decimal(form.daily_use.data),
@@ -554,7 +555,7 @@ def remove_critical_drug() -> Any:
     if item_list is None:
         raise NotFound(_("%(organisation)s has no critical drug list yet.", organisation=organisation.name))
     try:
-        inventory.remove_list_entry(session, _context(), item_list=item_list, item=item)
+        coverage.remove_list_entry(session, _context(), item_list=item_list, item=item)
         session.commit()
     except DomainError:
         session.rollback()

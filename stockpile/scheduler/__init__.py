@@ -42,19 +42,16 @@ import sqlalchemy.orm as so
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from flask import Blueprint, Flask, current_app, render_template, request
-from flask_babel import format_datetime
+from flask import Flask
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
 
 from stockpile.alerts import tasks as alert_tasks
-from stockpile.auth import services as auth
 from stockpile.db import begin_write, utcnow
 from stockpile.errors import Conflict, NotFound
 from stockpile.extensions import db
-from stockpile.inventory import tasks as inventory_tasks
+from stockpile.coverage import tasks as coverage_tasks
 from stockpile.rotation import tasks as rotation_tasks
-from stockpile.rotation.models import JobLease, JobOutcome, JobRun
+from stockpile.scheduler.models import JobLease, JobOutcome, JobRun
 
 log = logging.getLogger("stockpile.scheduler")
 
@@ -139,7 +136,7 @@ JOBS: tuple[Job, ...] = (
         misfire_grace=dt.timedelta(minutes=1)),
     Job("job_runs_cleanup", cleanup_job_runs, "15 3 * * *",
         _l("Deletes the records of job runs older than 90 days.")),
-    Job("computed_use", inventory_tasks.keep_computed_use, "5 0 * * *",
+    Job("computed_use", coverage_tasks.keep_computed_use, "5 0 * * *",
         _l("Computes the new day's computed baselines of every organisation and keeps them, so "
            "coverage pages need not read the last 13 weeks of movements.")),
 )
@@ -436,28 +433,3 @@ def recent_runs(session: so.Session, *, job: str | None = None, limit: int = 100
     if job:
         stmt = stmt.where(JobRun.job == job)
     return list(session.scalars(stmt))
-
-
-bp = Blueprint("jobs", __name__)
-
-RUNS_SHOWN = 100
-
-
-@bp.app_template_filter("job_time")
-def _format_job_time(value: dt.datetime | None) -> str:
-    """A timestamp in the site's time zone, to the second."""
-    return format_datetime(value, "yyyy-MM-dd HH:mm:ss") if value else "—"
-
-
-@bp.route("/admin/jobs")
-@login_required
-def runs() -> str:
-    auth.require_admin(current_user)
-    session = db.session
-    selected = request.args.get("job") or None
-    if selected is not None:
-        selected = job_named(selected).name
-    timezone = ZoneInfo(current_app.config["TIMEZONE"])
-    return render_template("admin/jobs.html", statuses=job_statuses(session, timezone, utcnow()),
-                           runs=recent_runs(session, job=selected, limit=RUNS_SHOWN),
-                           selected=selected, runs_shown=RUNS_SHOWN, timezone=timezone)

@@ -20,10 +20,11 @@ from stockpile.api import PREFIX, current_user, load, load_args, paginate, write
 from stockpile.auth import services as auth
 from stockpile.errors import Conflict, Forbidden, InvalidInput, NotFound
 from stockpile.extensions import csrf, db
-from stockpile.inventory import coverage, schemas
-from stockpile.inventory import services as inventory
+from stockpile.coverage import services as coverage
+from stockpile.coverage import schemas
 from stockpile.inventory.api import _find, _readable_organisation
-from stockpile.inventory.models import Baseline, Item, Organisation, Policy, Scenario
+from stockpile.coverage.models import Baseline, Policy, Scenario
+from stockpile.inventory.models import Item, Organisation
 from stockpile.web import posting_context as _context
 from stockpile.web import today
 
@@ -128,11 +129,11 @@ def set_baseline(organisation: str, item: str) -> tuple[dict[str, Any], int]:
                         "stock, and administrators, may.")
     ctx = _context()
     if "weekly_use" in data:
-        baseline = inventory.set_manual_baseline(session, ctx, organisation=org, item=the_item,
+        baseline = coverage.set_manual_baseline(session, ctx, organisation=org, item=the_item,
                                                  weekly_use=data["weekly_use"],
                                                  valid_from=data["valid_from"], note=data["note"])
     else:
-        baseline = inventory.set_annual_baseline(session, ctx, organisation=org, item=the_item,
+        baseline = coverage.set_annual_baseline(session, ctx, organisation=org, item=the_item,
                                                  annual_use=data["annual_use"],
                                                  deviating_years=data["deviating_years"],
                                                  valid_from=data["valid_from"])
@@ -190,7 +191,7 @@ def get_policy(policy_id: int) -> Response:
 def create_policy() -> tuple[dict[str, Any], int]:
     auth.require_admin(current_user())
     data = _scope(load(schemas.PolicyInputSchema()))
-    policy = inventory.save_policy(db.session, **data)
+    policy = coverage.save_policy(db.session, **data)
     return POLICY.dump(policy), 201
 
 
@@ -218,7 +219,7 @@ def change_policy(policy_id: int) -> tuple[dict[str, Any], int]:
         messages = exc.normalized_messages()
         raise InvalidInput(f"The policy would be invalid: {', '.join(sorted(messages))}.",
                            fields=messages) from exc
-    policy = inventory.save_policy(db.session, policy=policy, **merged)
+    policy = coverage.save_policy(db.session, policy=policy, **merged)
     return POLICY.dump(policy), 200
 
 
@@ -243,6 +244,6 @@ def create_scenario() -> tuple[dict[str, Any], int]:
     item_factors = {}
     for code, factor in data["item_factors"].items():
         item_factors[_find(Item, code, "item_factors")] = factor
-    scenario = inventory.save_scenario(session, name=data["name"], description=data["description"],
+    scenario = coverage.save_scenario(session, name=data["name"], description=data["description"],
                                        factors=data["factors"], item_factors=item_factors)
     return SCENARIO.dump(scenario), 201

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from stockpile.db import begin_write
-from stockpile.inventory import coverage
-from stockpile.inventory.models import ComputedUse, Organisation
+from stockpile.coverage import services as coverage
+from stockpile.coverage.models import ComputedUse
+from stockpile.inventory.models import Organisation
 
 if TYPE_CHECKING:
     from stockpile.scheduler import JobContext
