@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 class Base(so.DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+M = TypeVar("M", bound=Base)
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):
@@ -58,6 +61,15 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+# The largest value of an INTEGER column (ids among them); beyond it PostgreSQL refuses to compare.
+INT_MAX = 2**31 - 1
+
+
+def get(session: so.Session, model: type[M], ident: int, **kwargs: Any) -> M | None:
+    """``session.get`` for an id from a URL or a request: ``None`` for one no row can have."""
+    return session.get(model, ident, **kwargs) if 0 < ident <= INT_MAX else None
 
 
 def in_enum(column: str, enum_cls: type[enum.Enum]) -> str:

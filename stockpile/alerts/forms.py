@@ -14,7 +14,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import URL, DataRequired, Length, Optional, ValidationError
 
 from stockpile.alerts.models import AlertState, Severity
-from stockpile.inventory.forms import DomainForm, choices
+from stockpile.forms import DomainForm, choices
 
 SEVERITY_LABELS = {Severity.CRITICAL: _l("Critical"), Severity.WARNING: _l("Warning"),
                    Severity.INFO: _l("Info")}

@@ -60,7 +60,7 @@ from stockpile.auth.models import Role, User
 from stockpile.errors import Conflict, Forbidden, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
-from stockpile.inventory.forms import option
+from stockpile.forms import option
 from stockpile.inventory.models import Organisation
 
 bp = Blueprint("alerts", __name__)

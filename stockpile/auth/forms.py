@@ -8,7 +8,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from stockpile.auth.models import Role
 from stockpile.auth.services import MIN_PASSWORD_LENGTH
-from stockpile.inventory.forms import DomainForm, option
+from stockpile.forms import DomainForm, option
 
 ROLE_LABELS = {
     Role.ADMIN: _l("Administrator"),

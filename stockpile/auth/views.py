@@ -24,7 +24,7 @@ from stockpile.db import utcnow
 from stockpile.errors import DomainError, Forbidden, NotFound
 from stockpile.extensions import db, login_manager
 from stockpile.inventory import services as inventory
-from stockpile.inventory.forms import DomainForm, option
+from stockpile.forms import DomainForm, option
 from stockpile.inventory.models import Depot, Organisation
 
 bp = Blueprint("auth", __name__)

@@ -41,15 +41,9 @@ from stockpile.coverage import services as coverage
 from stockpile.inventory import services as inventory
 from stockpile.coverage.services import (BaselineInForce, CoverageRow, ExpiryAware, LotQuantity,
                                          Status)
-from stockpile.inventory.forms import (
-    CATEGORY_LABELS,
-    POLICY_POOL_LABELS,
-    DomainForm,
-    ManualBaselineForm,
-    PolicyForm,
-    ScenarioForm,
-    option,
-)
+from stockpile.coverage.forms import (ManualBaselineForm, POLICY_POOL_LABELS, PolicyForm,
+                                      ScenarioForm)
+from stockpile.forms import CATEGORY_LABELS, DomainForm, option
 from stockpile.coverage.models import (Baseline, BaselineSource, ItemList, ItemListEntry, Policy,
                                        Scenario, ScenarioFactor)
 from stockpile.inventory.models import Category, Item, Organisation, OrganisationKind
@@ -229,26 +223,6 @@ def _organisation_choices(blank: str) -> list[Any]:
 
 
 # --- landing -------------------------------------------------------------------------------------
-
-def landing_url(user: Any) -> str:
-    """Where a user starts: the coverage page of their role (DESIGN.md §1)."""
-    roles = user.roles
-    if "supply_staff" in roles:
-        return url_for("coverage.overview")
-    if "municipal_staff" in roles:
-        return url_for("duty.ppe_duty")
-    if "pharmacist" in roles:
-        return url_for("duty.critical_drugs")
-    if "coordinator" in roles:
-        return url_for("coverage.region")
-    if user.is_admin:
-        centre = db.session.scalar(sa.select(Organisation.id).where(
-            Organisation.kind == OrganisationKind.SUPPLY_CENTRE.value).limit(1))
-        return url_for("coverage.overview") if centre is not None else url_for("inventory.items")
-    if any(m.organisation.kind == OrganisationKind.SUPPLY_CENTRE for m in user.memberships):
-        return url_for("coverage.overview")
-    return url_for("inventory.items")
-
 
 # --- the organisation's coverage (supply centre first) --------------------------------------------
 

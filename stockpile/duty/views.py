@@ -35,8 +35,9 @@ from stockpile.coverage import services as coverage
 from stockpile.inventory import services as inventory
 from stockpile.coverage.services import CoverageRow, Status
 from stockpile.coverage.views import evaluation_date
-from stockpile.inventory.forms import (CRITICALITY_LABELS, PPE_GROUP_LABELS, AnnualUseForm,
-                                       CriticalDrugForm, CriticalDrugRemoveForm, DomainForm, option)
+from stockpile.duty.forms import (AnnualUseForm, CRITICALITY_LABELS, CriticalDrugForm,
+                                  CriticalDrugRemoveForm)
+from stockpile.forms import DomainForm, PPE_GROUP_LABELS, option
 from stockpile.coverage.models import (Baseline, BaselineSource, ItemList, ItemListChange,
                                        ItemListEntry, Policy, PolicyPool)
 from stockpile.inventory.models import Category, Item, Organisation, OrganisationKind, PPEGroup

@@ -23,7 +23,6 @@ from stockpile.extensions import csrf, db
 from stockpile.inventory import gs1, schemas
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Lot, Movement, MovementKind, Organisation
-from stockpile.rotation import services as rotation
 from stockpile.web import posting_context as _context
 
 bp = Blueprint("inventory_api", __name__, url_prefix=PREFIX)
@@ -168,7 +167,7 @@ def record_receipt() -> tuple[dict[str, Any], int]:
         item = _find(Item, data["item"], "item")
         lot_number, expiry = data["lot_number"], data.get("expiry")
     if data["swap"]:
-        movements = rotation.receive_with_swap(db.session, ctx, depot=depot, item=item, lot_number=lot_number,
+        movements = inventory.receive_with_swap(db.session, ctx, depot=depot, item=item, lot_number=lot_number,
                                                expiry=expiry, quantity=data["quantity"],
                                                reference=data["reference"])
     else:

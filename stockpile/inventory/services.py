@@ -419,6 +419,34 @@ def reverse(session: so.Session, ctx: Context, *, movement: Movement, reason: st
                  recipient_organisation=movement.recipient_organisation)
 
 
+def receive_with_swap(session: so.Session, ctx: Context, *, depot: Depot, item: Item, lot_number: str,
+                      expiry: dt.date | None, quantity: int, reference: str | None = None) -> list[Movement]:
+    """Receive fresh stock into the emergency pool and, in the same transaction, move the same
+    quantity of the oldest emergency stock (FEFO) to the operational pool for daily use.
+
+    Either both happen or neither: a refusal of either part raises before anything is committed.
+    """
+    received = receive(session, ctx, depot=depot, item=item, lot_number=lot_number, expiry=expiry,
+                       quantity=quantity, pool=Pool.EMERGENCY.value, reference=reference)
+    fresh_lot_id = received[0].lot_id
+    older = [b for b in fefo.stock_lines(session, depot_id=depot.id, pool=Pool.EMERGENCY.value,
+                                         item_id=item.id, lock=True)
+             if b.lot_id != fresh_lot_id]
+    swappable = sum(b.quantity for b in fefo.usable(older, ctx.today))
+    if swappable == 0:
+        raise Conflict(f"There is no older usable emergency stock of {item.code} in {depot.code} to swap "
+                       "out; receive into the emergency pool without the swap.", code="nothing_to_swap",
+                       fields={"swap": ["No older emergency stock."]})
+    picks = fefo.allocate(older, min(quantity, swappable), ctx.today)
+    moved: list[Movement] = []
+    for pick in picks:
+        moved += transfer(session, ctx, from_depot=depot, from_pool=Pool.EMERGENCY.value, to_depot=depot,
+                          to_pool=Pool.OPERATIONAL.value, item=item, quantity=pick.quantity,
+                          lot_number=pick.lot.lot_number, reference=reference,
+                          reason=f"Swap: replaced in emergency stock by lot {lot_number}")
+    return received + moved
+
+
 def set_lot_status(session: so.Session, ctx: Context, *, lot: Lot, status: str, reason: str) -> LotEvent:
     """Quarantine, recall or release a lot; recorded with who, when and why."""
     check_choice("status", status, LotStatus)

@@ -26,16 +26,15 @@ from stockpile.errors import DomainError, Forbidden, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import gs1
 from stockpile.inventory import services as inventory
-from stockpile.coverage.views import landing_url
-from stockpile.inventory.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, FLAG_LABELS, KIND_LABELS,
-                                       MOVEMENT_LABELS, POOL_LABELS, PPE_GROUP_LABELS,
-                                       STATUS_LABELS, CountForm, DepotForm, DisposalForm,
-                                       DomainForm, ExtendForm, IssueForm, ItemForm, LotStatusForm,
-                                       OrganisationForm, ReceiptForm, ReverseForm, TransferForm,
-                                       option)
+from stockpile.pages import landing_url
+from stockpile.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, DomainForm, FLAG_LABELS,
+                             KIND_LABELS, MOVEMENT_LABELS, POOL_LABELS, PPE_GROUP_LABELS,
+                             STATUS_LABELS, option)
+from stockpile.inventory.forms import (CountForm, DepotForm, DisposalForm, ExtendForm, IssueForm,
+                                       ItemForm, LotStatusForm, OrganisationForm, ReceiptForm,
+                                       ReverseForm, TransferForm)
 from stockpile.inventory.models import (Balance, Category, Depot, Item, Lot, LotEvent, Movement,
                                         MovementKind, Organisation, Pool)
-from stockpile.rotation import services as rotation
 from stockpile.web import posting_context as _context
 from stockpile.web import today as _today
 
@@ -343,7 +342,7 @@ def receipt() -> Any:
                 message = _("The swap puts the fresh lot into the emergency pool: choose Emergency, or "
                             "untick the swap.")
                 raise DomainError(message, code="swap_needs_emergency_pool", fields={"pool": [message]})
-            movements = rotation.receive_with_swap(db.session, _context(), depot=depot, item=item,
+            movements = inventory.receive_with_swap(db.session, _context(), depot=depot, item=item,
                                                    lot_number=lot_number, expiry=expiry,
                                                    quantity=form.quantity.data,
                                                    reference=_text(form.reference.data))

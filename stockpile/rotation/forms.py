@@ -5,7 +5,7 @@ from __future__ import annotations
 from wtforms import HiddenField
 from wtforms.validators import DataRequired, Regexp
 
-from stockpile.inventory.forms import DomainForm
+from stockpile.forms import DomainForm
 
 
 class CompleteTaskForm(DomainForm):

@@ -17,7 +17,6 @@ from stockpile.coverage import services as coverage
 from stockpile.coverage.models import Baseline
 from stockpile.errors import Conflict, LotExpired, LotNotUsable
 from stockpile.inventory import services as inventory
-from stockpile.inventory.fefo import allocate, stock_lines, usable
 from stockpile.inventory.models import (Balance, Depot, IssueFlag, Item, Lot, LotStatus, Movement,
                                         MovementKind, Organisation, Pool)
 from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
@@ -371,30 +370,3 @@ def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None
     task.posting_id = movements[0].posting_id
     session.flush()
     return movements
-
-
-def receive_with_swap(session: so.Session, ctx, *, depot: Depot, item: Item, lot_number: str,
-                      expiry: dt.date | None, quantity: int, reference: str | None = None) -> list[Movement]:
-    """Receive fresh stock into the emergency pool and, in the same transaction, move the same
-    quantity of the oldest emergency stock (FEFO) to the operational pool for daily use.
-
-    Either both happen or neither: a refusal of either part raises before anything is committed.
-    """
-    received = inventory.receive(session, ctx, depot=depot, item=item, lot_number=lot_number, expiry=expiry,
-                                 quantity=quantity, pool=Pool.EMERGENCY.value, reference=reference)
-    fresh_lot_id = received[0].lot_id
-    older = [b for b in stock_lines(session, depot_id=depot.id, pool=Pool.EMERGENCY.value, item_id=item.id, lock=True)
-             if b.lot_id != fresh_lot_id]
-    swappable = sum(b.quantity for b in usable(older, ctx.today))
-    if swappable == 0:
-        raise Conflict(f"There is no older usable emergency stock of {item.code} in {depot.code} to swap "
-                       "out; receive into the emergency pool without the swap.", code="nothing_to_swap",
-                       fields={"swap": ["No older emergency stock."]})
-    picks = allocate(older, min(quantity, swappable), ctx.today)
-    moved: list[Movement] = []
-    for pick in picks:
-        moved += inventory.transfer(session, ctx, from_depot=depot, from_pool=Pool.EMERGENCY.value, to_depot=depot,
-                                    to_pool=Pool.OPERATIONAL.value, item=item, quantity=pick.quantity,
-                                    lot_number=pick.lot.lot_number, reference=reference,
-                                    reason=f"Swap: replaced in emergency stock by lot {lot_number}")
-    return received + moved

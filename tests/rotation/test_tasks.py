@@ -102,7 +102,7 @@ def test_no_operational_use_leaves_every_lot_at_risk(session, centre):
 def test_swap_at_receipt_is_one_transaction(session, centre):
     org, depot, tube = centre
     before = session.scalar(sa.select(sa.func.count()).select_from(Movement))
-    moves = rotation.receive_with_swap(session, factories.ctx(), depot=depot, item=tube, lot_number="FRESH",
+    moves = inventory.receive_with_swap(session, factories.ctx(), depot=depot, item=tube, lot_number="FRESH",
                                        expiry=in_days(900), quantity=400)
     kinds = [(m.kind, m.lot.lot_number, m.pool, m.quantity) for m in moves]
     # FRESH into emergency; the oldest emergency lot A (400 of its 1000) out to daily use.
@@ -117,7 +117,7 @@ def test_a_refused_swap_leaves_nothing_behind(session):
     tube = factories.item(session, "TUBE", "consumable")
     savepoint = session.begin_nested()
     with pytest.raises(Conflict) as refused:
-        rotation.receive_with_swap(session, factories.ctx(), depot=depot, item=tube, lot_number="FRESH",
+        inventory.receive_with_swap(session, factories.ctx(), depot=depot, item=tube, lot_number="FRESH",
                                    expiry=in_days(900), quantity=400)
     savepoint.rollback()
     assert refused.value.code == "nothing_to_swap"

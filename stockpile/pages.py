@@ -1,0 +1,121 @@
+"""What the pages share: signing in, the organisations a user may read, select choices, where a
+user starts, and submitting a form to a service — committed, or refused on the form with
+nothing of it kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from flask import Blueprint, request, url_for
+from flask_login import current_user, login_required
+
+from stockpile.auth import services as auth
+from stockpile.errors import DomainError, Forbidden
+from stockpile.extensions import db
+from stockpile.forms import DomainForm, option
+from stockpile.inventory import services as inventory
+from stockpile.inventory.models import Depot, Item, Organisation, OrganisationKind
+
+T = TypeVar("T")
+
+
+def require_sign_in(bp: Blueprint) -> None:
+    """Every page of ``bp`` needs a signed-in user."""
+
+    @bp.before_request
+    @login_required
+    def _signed_in() -> None:
+        return None
+
+
+def readable_organisation(code: str, field: str = "organisation") -> Organisation:
+    """The organisation with ``code`` (404 naming ``field`` if none), if the user may read it (403)."""
+    org = inventory.by_code(db.session, Organisation, code.strip(), field=field)
+    auth.require_read(db.session, current_user, org)
+    return org
+
+
+def readable_organisations() -> list[Organisation]:
+    """The organisations the user may read, by name."""
+    ids = auth.readable_organisation_ids(db.session, current_user)
+    stmt = sa.select(Organisation).order_by(Organisation.name)
+    if ids is not None:
+        if not ids:
+            return []
+        stmt = stmt.where(Organisation.id.in_(ids))
+    return list(db.session.scalars(stmt))
+
+
+def organisation_choices(blank: str | None = None) -> list[Any]:
+    orgs = db.session.scalars(sa.select(Organisation).order_by(Organisation.name))
+    return [*([option("", blank)] if blank is not None else []),
+            *(option(o.code, f"{o.name} ({o.code})") for o in orgs)]
+
+
+def item_choices(blank: str) -> list[Any]:
+    items = db.session.scalars(sa.select(Item).order_by(Item.name))
+    return [option("", blank), *(option(i.code, f"{i.name} ({i.code})") for i in items)]
+
+
+def depot_choices(depots: Sequence[Depot]) -> list[Any]:
+    several = len({d.organisation_id for d in depots}) > 1
+    return [option(d.code, f"{d.code} — {d.name}" + (f" · {d.organisation.name}" if several else ""))
+            for d in depots]
+
+
+def refused(form: DomainForm, error: DomainError) -> None:
+    """Undo everything the refused request wrote and put the reason on the form (a refusal of
+    access is not the form's business: it stays a 403)."""
+    if isinstance(error, Forbidden):
+        raise error
+    db.session.rollback()
+    form.add_domain_error(error)
+
+
+@dataclass
+class Submission(Generic[T]):
+    """What became of a submitted form: ``done`` with the service's ``result``, or the page
+    to show again with ``status`` (200 on first sight, 422 when invalid or refused)."""
+
+    done: bool
+    status: int
+    result: T | None = None
+
+
+def submit(form: DomainForm, action: Callable[[], T], *, validate: bool = True) -> Submission[T]:
+    """On a POST whose form is valid, run ``action`` (the service call) and commit; a refusal
+    rolls everything back and lands on the form."""
+    if request.method != "POST":
+        return Submission(False, 200)
+    if validate and not form.validate():
+        return Submission(False, 422)
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as error:
+        refused(form, error)
+        return Submission(False, 422)
+    return Submission(True, 200, result)
+
+
+def landing_url(user: Any) -> str:
+    """Where a user starts: the coverage page of their role (DESIGN.md §1)."""
+    roles = user.roles
+    if "supply_staff" in roles:
+        return url_for("coverage.overview")
+    if "municipal_staff" in roles:
+        return url_for("duty.ppe_duty")
+    if "pharmacist" in roles:
+        return url_for("duty.critical_drugs")
+    if "coordinator" in roles:
+        return url_for("coverage.region")
+    if user.is_admin:
+        centre = db.session.scalar(sa.select(Organisation.id).where(
+            Organisation.kind == OrganisationKind.SUPPLY_CENTRE.value).limit(1))
+        return url_for("coverage.overview") if centre is not None else url_for("inventory.items")
+    if any(m.organisation.kind == OrganisationKind.SUPPLY_CENTRE for m in user.memberships):
+        return url_for("coverage.overview")
+    return url_for("inventory.items")
