@@ -44,7 +44,7 @@ from stockpile.coverage import services as coverage
 from stockpile.auth import services as auth
 from stockpile.auth.models import User
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import (Balance, Depot, IssueFlag, Item, Lot, LotStatus, Movement,
+from stockpile.inventory.models import (Balance, Depot, IssueFlag, Item, Lot, Movement,
                                         Organisation, Pool)
 from stockpile.inventory import fefo
 
@@ -352,8 +352,7 @@ class _Builder:
         rows = self.s.execute(
             sa.select(Lot.item_id, sa.func.sum(Balance.quantity)).join(Balance.lot)
             .where(Balance.depot_id == depot.id, Balance.pool == pool,
-                   Lot.status == LotStatus.AVAILABLE.value,
-                   sa.or_(Lot.expiry.is_(None), Lot.expiry >= day))
+                   Lot.usable_on(day))
             .group_by(Lot.item_id))
         return {item_id: int(quantity) for item_id, quantity in rows}
 
@@ -361,8 +360,7 @@ class _Builder:
         return int(self.s.scalar(
             sa.select(sa.func.coalesce(sa.func.sum(Balance.quantity), 0)).join(Balance.lot)
             .where(Balance.depot_id == depot.id, Balance.pool == pool, Lot.item_id == item.id,
-                   Lot.status == LotStatus.AVAILABLE.value,
-                   sa.or_(Lot.expiry.is_(None), Lot.expiry >= day))) or 0)
+                   Lot.usable_on(day))) or 0)
 
     def expiry_for(self, item: Item, day: dt.date, low: float = 0.55, high: float = 0.95) -> dt.date | None:
         spec = SPECS[item.code]

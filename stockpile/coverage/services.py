@@ -31,13 +31,12 @@ from stockpile.coverage.models import (Baseline, BaselineSource, Criticality, It
                                        ScenarioFactor)
 from stockpile.coverage.models import ComputedUse as KeptUse
 from stockpile.errors import Conflict, NotFound, check_choice, field_error, required_text
-from stockpile.inventory.models import (Balance, Category, Depot, Item, IssueFlag, Lot, LotStatus,
+from stockpile.inventory.models import (Balance, Category, Depot, Item, IssueFlag, Lot, lot_usable,
                                         Movement, MovementKind, Organisation, OrganisationKind, Pool)
 from stockpile.inventory.services import Context
 
 DEFAULT_WINDOW_WEEKS = 13
 # Plain strings for the loops over thousands of rows (an enum member's .value is a descriptor call).
-_AVAILABLE = LotStatus.AVAILABLE.value
 _OPERATIONAL = Pool.OPERATIONAL.value
 _BOTH_POOLS = (Pool.OPERATIONAL.value, Pool.EMERGENCY.value)
 MIN_IN_STOCK_DAYS = 28  # fewer than 4 in-stock weeks of history: no computed baseline
@@ -216,7 +215,7 @@ def _stock_by_lot(session: so.Session, depots: dict[int, int], item_ids: Iterabl
 
 
 def _usable(lot: _LotStock, today: dt.date) -> bool:
-    return lot.status == _AVAILABLE and (lot.expiry is None or lot.expiry >= today)
+    return lot_usable(lot.status, lot.expiry, today)
 
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.errors import InsufficientStock
-from stockpile.inventory.models import Balance, Lot, LotStatus
+from stockpile.inventory.models import Balance, Lot
 
 # Lots without expiry go last; this date sorts after every real one.
 _NO_EXPIRY = dt.date.max
@@ -57,7 +57,7 @@ def usable(balances: Sequence[Balance], today: dt.date, min_remaining_days: int 
     """The balances FEFO may take from: available lots whose expiry is on or after the cut-off."""
     cutoff = today + dt.timedelta(days=min_remaining_days)
     return [b for b in balances
-            if b.lot.status == LotStatus.AVAILABLE and (b.lot.expiry is None or b.lot.expiry >= cutoff)]
+            if b.lot.usable_on(cutoff)]
 
 
 def describe_lots(balances: Sequence[Balance]) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from sqlalchemy.ext.hybrid import hybrid_method
 
 from stockpile.db import Base, UTCDateTime, in_enum, utcnow
 
@@ -73,6 +74,12 @@ class DisposalReason(enum.StrEnum):
 class LotEventKind(enum.StrEnum):
     STATUS = "status"
     EXTENSION = "extension"
+
+
+def lot_usable(status: str, expiry: dt.date | None, day: dt.date) -> bool:
+    """A lot may be issued and counts as usable stock on ``day`` when it is available (not
+    quarantined or recalled) and not past its expiry day (DESIGN.md §2)."""
+    return status == LotStatus.AVAILABLE.value and (expiry is None or expiry >= day)
 
 
 class Organisation(Base):
@@ -160,9 +167,15 @@ class Lot(Base):
     events: so.Mapped[list[LotEvent]] = so.relationship(
         back_populates="lot", order_by="LotEvent.id")
 
+    @hybrid_method
     def usable_on(self, day: dt.date) -> bool:
-        """True when the lot may be issued on ``day``: available and not past its expiry day."""
-        return self.status == LotStatus.AVAILABLE and (self.expiry is None or self.expiry >= day)
+        """True when the lot may be issued on ``day`` (``lot_usable``); in a query, the same as SQL."""
+        return lot_usable(self.status, self.expiry, day)
+
+    @usable_on.inplace.expression
+    @classmethod
+    def _usable_on_expression(cls, day: dt.date) -> sa.ColumnElement[bool]:
+        return sa.and_(cls.status == LotStatus.AVAILABLE.value, sa.or_(cls.expiry.is_(None), cls.expiry >= day))
 
     def __repr__(self) -> str:
         return f"<Lot {self.lot_number} exp {self.expiry}>"

@@ -552,8 +552,7 @@ class ItemStock:
 def usable_by_item(session: so.Session, *, organisation_ids: Iterable[int] | None,
                    today: dt.date, category: str | None = None) -> list[ItemStock]:
     """Per item, depot and pool: all stock on hand and the part that is usable ``today``."""
-    usable_qty = sa.case((sa.and_(Lot.status == LotStatus.AVAILABLE.value,
-                                  sa.or_(Lot.expiry.is_(None), Lot.expiry >= today)),
+    usable_qty = sa.case((Lot.usable_on(today),
                           Balance.quantity), else_=0)
     stmt = (sa.select(Item, Depot, Balance.pool, sa.func.sum(Balance.quantity), sa.func.sum(usable_qty))
             .select_from(Balance).join(Balance.lot).join(Lot.item).join(Balance.depot)

@@ -153,8 +153,7 @@ def _emergency_stock(session: so.Session, organisation_ids: Sequence[int],
     """Usable emergency stock: expired lots are past rotating (they are disposed of instead)."""
     stmt = (sa.select(Balance).join(Balance.lot).join(Balance.depot)
             .where(Depot.organisation_id.in_(organisation_ids), Balance.pool == Pool.EMERGENCY.value,
-                   Balance.quantity > 0, Lot.status == LotStatus.AVAILABLE.value,
-                   sa.or_(Lot.expiry.is_(None), Lot.expiry >= today))
+                   Balance.quantity > 0, Lot.usable_on(today))
             .options(so.contains_eager(Balance.lot).joinedload(Lot.item), so.contains_eager(Balance.depot)
                      .joinedload(Depot.organisation)))
     if item_id is not None:
