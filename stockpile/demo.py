@@ -41,6 +41,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.coverage import services as coverage
+from stockpile.coverage.models import CRITICAL_DRUG_LIST, EMERGENCY_LIST
 from stockpile.auth import services as auth
 from stockpile.auth.models import User
 from stockpile.inventory import services as inventory
@@ -755,7 +756,7 @@ class _Builder:
 
         centre = self.orgs[CENTRE.code]
         staff = self.ctx(CENTRE.user)
-        emergency = coverage.item_list_for(self.s, centre, "emergency", name="Emergency list (beredskapslager)")
+        emergency = coverage.item_list_for(self.s, centre, EMERGENCY_LIST, name="Emergency list (beredskapslager)")
         for flow in CENTRE.flows:
             if flow.emergency_weeks:
                 coverage.save_list_entry(self.s, staff, item_list=emergency, item=self.items[flow.item])
@@ -768,7 +769,7 @@ class _Builder:
 
         pharmacy = self.orgs[HOSPITAL_PHARMACY.code]
         pharmacist = self.ctx(HOSPITAL_PHARMACY.user)
-        drugs = coverage.item_list_for(self.s, pharmacy, "critical-drugs", name="Critical drug list")
+        drugs = coverage.item_list_for(self.s, pharmacy, CRITICAL_DRUG_LIST, name="Critical drug list")
         settings = {  # item: (minimum days or None for the policy's 14, criticality, alternatives, note)
             "PROPOFOL": (None, "high", ["MIDAZOLAM"], "Sedation in intensive care."),
             "MIDAZOLAM": (100, "high", ["PROPOFOL"],

@@ -17,6 +17,10 @@ from stockpile.inventory.models import Category, Item, Organisation, Organisatio
 if TYPE_CHECKING:
     from stockpile.auth.models import User
 
+# The codes of the item lists the application itself knows: a pharmacy's critical drug list
+# and a supply centre's emergency list.
+CRITICAL_DRUG_LIST = "critical-drugs"
+EMERGENCY_LIST = "emergency"
 
 class BaselineSource(enum.StrEnum):
     MANUAL = "manual"
@@ -213,6 +217,20 @@ class Policy(Base):
 
     organisation: so.Mapped[Optional[Organisation]] = so.relationship()
     item: so.Mapped[Optional[Item]] = so.relationship()
+
+    def applies_to(self, organisation: Organisation) -> bool:
+        """A policy is for one organisation, or for every organisation of a kind."""
+        if self.organisation_id:
+            return self.organisation_id == organisation.id
+        return self.organisation_kind == organisation.kind
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """Of the policies that reach one item and pool at an organisation, the most specific
+        counts (DESIGN.md §3): an item's over a list's over a category's, then one for the
+        organisation itself over one for its kind. Equal ones: the first (lowest id)."""
+        item_scope = 3 if self.item_id else 2 if self.item_list else 1
+        return item_scope, 1 if self.organisation_id else 0
 
 
 class Scenario(Base):

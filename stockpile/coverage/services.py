@@ -503,13 +503,11 @@ class CoverageRow:
         return self.evaluated_on + dt.timedelta(days=max(0, math.floor(spare)))
 
 
-def _matches(policy: Policy, org: Organisation) -> bool:
-    return policy.organisation_id == org.id if policy.organisation_id else policy.organisation_kind == org.kind
-
-
-def _specificity(policy: Policy) -> tuple[int, int]:
-    item_scope = 3 if policy.item_id else 2 if policy.item_list else 1
-    return item_scope, 1 if policy.organisation_id else 0
+def list_policy(session: so.Session, organisation: Organisation, list_code: str) -> Policy | None:
+    """The active policy of the item list ``list_code`` that counts at ``organisation``."""
+    policies = session.scalars(sa.select(Policy).where(Policy.item_list == list_code, Policy.active)
+                               .order_by(Policy.id))
+    return max((p for p in policies if p.applies_to(organisation)), key=lambda p: p.specificity, default=None)
 
 
 def scenario_factors(session: so.Session, name: str | None) -> dict[tuple[str, int | str], Fraction]:
@@ -588,7 +586,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
     chosen: dict[tuple[int, int, str], tuple[Policy, ItemListEntry | None]] = {}
     for org in orgs.values():
         for policy in policies:
-            if not _matches(policy, org):
+            if not policy.applies_to(org):
                 continue
             reached: list[tuple[int, ItemListEntry | None]]
             if policy.item_id:
@@ -601,7 +599,7 @@ def evaluate(session: so.Session, organisations: Iterable[Organisation], *, toda
                 if item_filter is not None and item_id not in item_filter:
                     continue
                 key = (org.id, item_id, policy.pool)
-                if key not in chosen or _specificity(policy) > _specificity(chosen[key][0]):
+                if key not in chosen or policy.specificity > chosen[key][0].specificity:
                     chosen[key] = (policy, entry)
     if not chosen:
         return []
@@ -709,7 +707,7 @@ def summarise(rows: Iterable[CoverageRow],
     summaries = []
     for org in organisations:
         for policy in policies.values():
-            if _matches(policy, org) and (org.id, policy.id) not in groups:
+            if policy.applies_to(org) and (org.id, policy.id) not in groups:
                 summaries.append(PolicySummary(org, policy, 0, 0, 0, 0, 0, ()))
     for members in groups.values():
         first = members[0]

@@ -598,10 +598,6 @@ def baseline(org_code: str, item_code: str) -> Any:
 
 # --- the coordinator's region ----------------------------------------------------------------------
 
-def _applies(policy: Policy, org: Organisation) -> bool:
-    return policy.organisation_id == org.id if policy.organisation_id else policy.organisation_kind == org.kind
-
-
 @dataclass(frozen=True)
 class PolicyVerdict:
     """How many of the members a policy applies to meet it."""
@@ -650,7 +646,7 @@ def region() -> Any:
 
     verdicts = []
     for policy in policies:
-        applicable = [m for m in members if _applies(policy, m)]
+        applicable = [m for m in members if policy.applies_to(m)]
         if not applicable:
             continue
         found = [summaries.get((m.id, policy.id)) for m in applicable]
@@ -660,7 +656,7 @@ def region() -> Any:
     columns = [v.policy for v in verdicts]
     matrix = []
     for member in members:
-        cells = [(policy, summaries.get((member.id, policy.id)), _applies(policy, member)) for policy in columns]
+        cells = [(policy, summaries.get((member.id, policy.id)), policy.applies_to(member)) for policy in columns]
         if any(applies for _p, _s, applies in cells):
             matrix.append((member, cells, sum(s.at_risk for _p, s, _a in cells if s)))
     worst = sorted((r for r in rows if r.status is Status.BELOW_MIN),
