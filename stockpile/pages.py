@@ -4,20 +4,23 @@ nothing of it kept."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from stockpile.auth import services as auth
-from stockpile.errors import DomainError, Forbidden
+from stockpile.errors import DomainError, Forbidden, InvalidInput
 from stockpile.extensions import db
 from stockpile.forms import DomainForm, option
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Organisation, OrganisationKind
+from stockpile.web import today
 
 T = TypeVar("T")
 
@@ -119,3 +122,16 @@ def landing_url(user: Any) -> str:
     if any(m.organisation.kind == OrganisationKind.SUPPLY_CENTRE for m in user.memberships):
         return url_for("coverage.overview")
     return url_for("inventory.items")
+
+
+def evaluation_date() -> dt.date:
+    """``?date=YYYY-MM-DD``, else today in the site's time zone (the duty pages use it too)."""
+    raw = request.args.get("date", "").strip()
+    if not raw:
+        return today()
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        message = _("“%(value)s” is not a date: write it as YYYY-MM-DD, e.g. %(example)s.",
+                    value=raw[:40], example=today().isoformat())
+        raise InvalidInput(message, fields={"date": [message]}) from None

@@ -72,6 +72,8 @@ class PolicyForm(DomainForm):
 
 
 class ScenarioForm(DomainForm):
+    # A scenario without any factor is refused on ``factors``: shown at the first factor field.
+    field_aliases = {"factors": "ppe"}
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)],
                        description=_l("Saving under an existing name replaces that scenario's factors."))
     description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=2000)],

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -30,7 +30,7 @@ from stockpile.coverage.models import (Baseline, BaselineSource, Criticality, It
                                        ItemListChange, ItemListEntry, Policy, PolicyPool, Scenario,
                                        ScenarioFactor)
 from stockpile.coverage.models import ComputedUse as KeptUse
-from stockpile.errors import Conflict, NotFound, check_choice, field_error, required_text
+from stockpile.errors import Conflict, InvalidInput, NotFound, check_choice, field_error, required_text
 from stockpile.inventory.models import (Balance, Category, Depot, Item, IssueFlag, Lot, lot_usable,
                                         Movement, MovementKind, Organisation, OrganisationKind, Pool)
 from stockpile.inventory.services import Context
@@ -949,3 +949,116 @@ def _factor_value(value: Decimal | float | int) -> Decimal:
     if factor <= 0:
         raise field_error("factors", "A demand factor must be above zero.")
     return factor
+
+
+def item_lists(session: so.Session, organisation: Organisation) -> list[ItemList]:
+    """The organisation's item lists with their entries, by name."""
+    return list(session.scalars(sa.select(ItemList).where(ItemList.organisation_id == organisation.id)
+                                .options(so.selectinload(ItemList.entries)).order_by(ItemList.name)))
+
+
+def lists_holding(session: so.Session, organisation: Organisation, item: Item) -> list[ItemList]:
+    """The organisation's item lists that hold ``item``."""
+    return list(session.scalars(
+        sa.select(ItemList).join(ItemList.entries)
+        .where(ItemList.organisation_id == organisation.id, ItemListEntry.item_id == item.id)
+        .order_by(ItemList.name)))
+
+
+def entered_baselines(session: so.Session, organisation: Organisation, item: Item) -> list[Baseline]:
+    """Every baseline entered for the item at the organisation, newest first."""
+    return list(session.scalars(
+        sa.select(Baseline).where(Baseline.organisation_id == organisation.id, Baseline.item_id == item.id)
+        .options(so.joinedload(Baseline.recorded_by)).order_by(Baseline.valid_from.desc(), Baseline.id.desc())))
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """How many of a region's members that a policy applies to meet it."""
+
+    policy: Policy
+    applicable: list[Organisation]
+    meeting: int
+    below_min: int
+    at_risk: int
+
+    @property
+    def kind(self) -> str | None:
+        """The kind of organisation the members it applies to all are (None when mixed)."""
+        kinds = {o.kind for o in self.applicable}
+        return kinds.pop() if len(kinds) == 1 else None
+
+
+@dataclass(frozen=True)
+class Region:
+    """The coordinator's picture of the organisations below ``parent`` on a day: per policy how
+    many meet it, per member and policy its summary, and the rows below minimum (lowest share
+    of the minimum first) and at risk of expiry (most units first)."""
+
+    parent: Organisation
+    members: list[Organisation]
+    verdicts: list[PolicyVerdict]
+    matrix: list[tuple[Organisation, list[tuple[Policy, PolicySummary | None, bool]], int]]
+    below_min: list[CoverageRow]
+    at_risk: list[CoverageRow]
+
+    @property
+    def columns(self) -> list[Policy]:
+        return [v.policy for v in self.verdicts]
+
+
+def region(session: so.Session, parent: Organisation, *, today: dt.date, scenario: str | None = None) -> Region:
+    members = members_of(session, parent)
+    rows = evaluate(session, members, today=today, scenario=scenario)
+    summaries = {(s.organisation.id, s.policy.id): s for s in summarise(rows)}
+    verdicts = []
+    for policy in session.scalars(sa.select(Policy).where(Policy.active).order_by(Policy.name)):
+        applicable = [m for m in members if policy.applies_to(m)]
+        if not applicable:
+            continue
+        found = [summaries.get((m.id, policy.id)) for m in applicable]
+        verdicts.append(PolicyVerdict(policy, applicable, sum(1 for s in found if s and s.meets_target),
+                                      sum(1 for s in found if s and s.below_min),
+                                      sum(s.at_risk for s in found if s)))
+    matrix = []
+    for member in members:
+        cells = [(v.policy, summaries.get((member.id, v.policy.id)), v.policy.applies_to(member)) for v in verdicts]
+        if any(applies for _p, _s, applies in cells):
+            matrix.append((member, cells, sum(s.at_risk for _p, s, _a in cells if s)))
+    below_min = sorted((r for r in rows if r.status is Status.BELOW_MIN),
+                       key=lambda r: (float(r.days / r.min_days) if r.days is not None and r.min_days else 0,
+                                      r.organisation.name, r.item.name))
+    at_risk = sorted((r for r in rows if r.expiry is not None and r.expiry.at_risk_units > 0),
+                     key=lambda r: (-r.expiry.at_risk_units, r.organisation.name, r.item.name))
+    return Region(parent, members, verdicts, matrix, below_min, at_risk)
+
+
+def parse_item_factors(session: so.Session, text: str) -> dict[Item, Decimal]:
+    """A scenario's item factors as typed: ``CODE factor`` a line (``=`` or ``:`` between them
+    allowed); an error names the line."""
+    def refuse(message: str) -> InvalidInput:
+        return InvalidInput(message, fields={"item_factors": [message]})
+
+    wanted: list[tuple[int, str, str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.replace("=", " ").replace(":", " ").strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise refuse(f"Line {number}: write an item code and a factor, e.g. PPE-FFP3 6.")
+        wanted.append((number, parts[0], parts[1]))
+    codes = {code for _n, code, _f in wanted}
+    items = {i.code: i for i in session.scalars(sa.select(Item).where(Item.code.in_(codes)))} if codes else {}
+    result: dict[Item, Decimal] = {}
+    for number, code, factor in wanted:
+        if code not in items:
+            raise refuse(f"Line {number}: no item with code {code}.")
+        try:
+            value = Decimal(factor.replace(",", "."))
+        except InvalidOperation:
+            value = Decimal(-1)
+        if not value.is_finite() or value <= 0:
+            raise refuse(f"Line {number}: the factor for {code} must be a number above zero.")
+        result[items[code]] = value
+    return result

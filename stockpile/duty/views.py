@@ -23,7 +23,6 @@ from flask_login import current_user
 from stockpile import pages
 from stockpile.auth import services as auth
 from stockpile.auth.models import Role
-from stockpile.coverage.views import evaluation_date
 from stockpile.duty import services as duty
 from stockpile.duty.forms import CRITICALITY_LABELS, AnnualUseForm, CriticalDrugForm, CriticalDrugRemoveForm
 from stockpile.errors import Forbidden, InvalidInput, NotFound
@@ -158,7 +157,7 @@ def ppe_duty() -> Any:
                         date=saved.manual_in_force.valid_from.isoformat(), item=saved.item.name), "info")
             return redirect(url_for("duty.ppe_duty", organisation=organisation.code) + "#annual-use")
         status = submitted.status
-    today = evaluation_date()
+    today = pages.evaluation_date()
     verdict = duty.ppe_duty(db.session, organisation, today)
     if form is None and can_edit:
         form = _annual_form(organisation, [years_from - n for n in range(1, 6)])
@@ -177,7 +176,7 @@ def ppe_duty() -> Any:
 def ppe_order_list() -> Response:
     """The order list: one line per item short of its 3-month requirement."""
     organisation, _candidates = _municipality()
-    today = evaluation_date()
+    today = pages.evaluation_date()
     verdict = duty.ppe_duty(db.session, organisation, today)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -255,7 +254,7 @@ def _saved_message(saved: duty.DrugSaved, daily_use: Decimal | None) -> str:
 def critical_drugs() -> Any:
     organisation, pharmacies = _pharmacy()
     can_edit = _may_edit_list(organisation)
-    today = evaluation_date()
+    today = pages.evaluation_date()
     form: CriticalDrugForm | None = None
     status = 200
     if request.method == "POST":

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from stockpile.coverage import arithmetic
 from stockpile.coverage import services as coverage
 from stockpile.coverage.services import LotQuantity
-from stockpile.coverage.views import build_chart, projected_series
+from stockpile.coverage.display import build_chart, projected_series
 from stockpile.coverage.models import Baseline, Policy, Scenario
 from tests import factories
 from tests.conftest import login
