@@ -15,6 +15,10 @@ transaction: whatever changed the alert (the evaluation after a posting, the sch
 the delivery is queued with it, and a change that is rolled back queues nothing. The scheduler's
 ``webhooks`` job POSTs them (``post``), signed with HMAC-SHA256, and ``record_attempt`` retries a
 failure after a back-off and gives up after ``MAX_ATTEMPTS``.
+
+What the pages change goes through here too: a user's digest setting (``save_digest_setting``)
+and the webhooks themselves (``create_webhook``, ``update_webhook``, ``renew_secret``,
+``delete_webhook``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hmac
 import http.client
 import json
 import logging
+import secrets
 import smtplib
 import ssl
 import textwrap
@@ -48,6 +53,7 @@ from stockpile.alerts.models import (Alert, AlertEvent, AlertEventKind, AlertRul
 from stockpile.auth import services as auth
 from stockpile.auth.models import Membership, Role, User
 from stockpile.db import utcnow
+from stockpile.errors import Conflict, check_choice, field_error
 from stockpile.inventory.models import Item, Lot, Organisation
 
 log = logging.getLogger(__name__)
@@ -61,8 +67,6 @@ def severities_from(minimum: str) -> list[str]:
     return sorted((s for s, rank in SEVERITY_RANK.items() if rank >= floor), key=SEVERITY_RANK.__getitem__,
                   reverse=True)
 
-
-# --- digest settings ------------------------------------------------------------------------
 
 def told_by_default(user: User) -> bool:
     """Whether a digest is on before the user chooses: for everyone who acts on alerts, not for
@@ -79,6 +83,18 @@ def digest_setting(session: so.Session, user: User) -> DigestSetting:
                                 min_severity=Severity.WARNING.value)
         session.add(setting)
         session.flush()
+    return setting
+
+
+def save_digest_setting(session: so.Session, user: User, *, enabled: bool, min_severity: str) -> DigestSetting:
+    """Record the user's choice: a digest or none, and from which severity up."""
+    setting = session.get(DigestSetting, user.id)
+    if setting is None:
+        setting = DigestSetting(user_id=user.id)
+        session.add(setting)
+    setting.enabled = enabled
+    setting.min_severity = check_choice("min_severity", min_severity, Severity)
+    session.flush()
     return setting
 
 
@@ -101,8 +117,6 @@ def new_alerts(session: so.Session, organisation_ids: Iterable[int] | None, *, s
     found.sort(key=lambda a: (a.organisation.name, a.organisation_id, -SEVERITY_RANK[a.severity]))
     return found
 
-
-# --- the digest ---------------------------------------------------------------------------
 
 # A digest names at most this many alerts; the rest are counted and left to the alerts page.
 MAX_LISTED = 50
@@ -267,8 +281,6 @@ def mark_sent(session: so.Session, user_ids: Iterable[int], *, now: dt.datetime)
     session.flush()
 
 
-# --- sending mail ---------------------------------------------------------------------------
-
 class MailError(Exception):
     """Mail could not be sent, or is configured wrongly; the message says what to fix."""
 
@@ -392,8 +404,6 @@ def send_digests(digests: Sequence[Digest], settings: SmtpSettings, *,
 def _text(reason: bytes | str) -> str:
     return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
 
-
-# --- webhooks -------------------------------------------------------------------------------
 
 EVENTS = {AlertEventKind.OPENED.value: "alert.opened", AlertEventKind.REOPENED.value: "alert.reopened",
           AlertEventKind.RESOLVED.value: "alert.resolved"}
@@ -536,3 +546,67 @@ def record_attempt(delivery: WebhookDelivery, error: str | None, *, now: dt.date
         log.warning("Webhook delivery %s to %s failed (attempt %d of %d, next at %s): %s", delivery.id,
                     delivery.webhook.url, delivery.attempts, MAX_ATTEMPTS,
                     delivery.next_attempt_at.isoformat(), error)
+
+
+def webhooks(session: so.Session) -> list[Webhook]:
+    """Every webhook, by its organisation's name."""
+    return list(session.scalars(sa.select(Webhook).join(Webhook.organisation)
+                                .options(so.contains_eager(Webhook.organisation)).order_by(Organisation.name)))
+
+
+def delivery_counts(session: so.Session) -> dict[int, dict[str, int]]:
+    """Per webhook id: its deliveries ``delivered``, ``failed`` (given up) and ``pending``."""
+    pending = sa.func.sum(sa.case((sa.and_(WebhookDelivery.delivered_at.is_(None),
+                                           WebhookDelivery.failed_at.is_(None)), 1), else_=0))
+    rows = session.execute(sa.select(WebhookDelivery.webhook_id, sa.func.count(WebhookDelivery.delivered_at),
+                                     sa.func.count(WebhookDelivery.failed_at), pending)
+                           .group_by(WebhookDelivery.webhook_id))
+    return {hook_id: {"delivered": delivered, "failed": failed, "pending": int(waiting or 0)}
+            for hook_id, delivered, failed, waiting in rows}
+
+
+def last_errors(session: so.Session) -> dict[int, WebhookDelivery]:
+    """Per webhook id: its newest delivery that recorded an error."""
+    newest = (sa.select(sa.func.max(WebhookDelivery.id)).where(WebhookDelivery.last_error.is_not(None))
+              .group_by(WebhookDelivery.webhook_id))
+    return {d.webhook_id: d for d in session.scalars(sa.select(WebhookDelivery).where(WebhookDelivery.id.in_(newest)))}
+
+
+def _new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def create_webhook(session: so.Session, *, organisation_code: str, url: str, active: bool) -> tuple[Webhook, str]:
+    """A webhook for the organisation with ``organisation_code``, and its signing secret (shown
+    once: nothing else returns it). An organisation has one webhook at most (``Conflict``)."""
+    organisation = session.scalar(sa.select(Organisation).where(Organisation.code == organisation_code))
+    if organisation is None:
+        raise field_error("organisation", f"No organisation with code {organisation_code}.")
+    if session.scalar(sa.select(Webhook.id).where(Webhook.organisation_id == organisation.id)) is not None:
+        message = f"{organisation.name} already has a webhook; change it in the list."
+        raise Conflict(message, code="webhook_exists", fields={"organisation": [message]})
+    secret = _new_secret()
+    hook = Webhook(organisation=organisation, url=url, secret=secret, active=active)
+    session.add(hook)
+    session.flush()
+    return hook, secret
+
+
+def update_webhook(session: so.Session, hook: Webhook, *, url: str, active: bool) -> Webhook:
+    hook.url = url
+    hook.active = active
+    session.flush()
+    return hook
+
+
+def renew_secret(session: so.Session, hook: Webhook) -> str:
+    """A new signing secret for ``hook``, returned to be shown once; the old one stops working."""
+    hook.secret = _new_secret()
+    session.flush()
+    return hook.secret
+
+
+def delete_webhook(session: so.Session, hook: Webhook) -> None:
+    """Delete ``hook``; its deliveries go with it."""
+    session.delete(hook)
+    session.flush()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,17 +24,24 @@ import sqlalchemy.orm as so
 from stockpile.alerts import notify  # noqa: F401  (queues webhook deliveries as alert events are written)
 from stockpile.alerts.models import (Alert, AlertEvent, AlertEventKind, AlertRule, AlertState,
                                      Severity)
-from stockpile.db import begin_write, utcnow
-from stockpile.errors import Conflict
+from stockpile.auth import services as auth
+from stockpile.auth.models import User
 from stockpile.coverage import arithmetic
 from stockpile.coverage import services as coverage
+from stockpile.coverage.models import CRITICAL_DRUG_LIST, ItemList, ItemListEntry
+from stockpile.db import begin_write, utcnow
+from stockpile.errors import Conflict, InvalidInput, check_choice
 from stockpile.inventory.models import (Balance, Depot, Lot, LotStatus, Movement, MovementKind,
                                         Organisation)
-from stockpile.coverage.models import ItemListEntry
 from stockpile.inventory.services import STOCK_CHANGED, local_today
-from stockpile.coverage.models import ItemList as ItemListModel
+from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
 
-CRITICAL_DRUG_LIST = "critical-drugs"
+log = logging.getLogger(__name__)
+
+# Most severe first: the order of the alert list and of the regional summary's columns.
+SEVERITY_ORDER = [Severity.CRITICAL.value, Severity.WARNING.value, Severity.INFO.value]
+# The list's state filter: "active" (open or acknowledged: still to be put right) by default.
+STATE_FILTERS = ("active", "open", "acknowledged", "resolved", "all")
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,17 @@ class Condition:
 
 
 def rules(session: so.Session) -> dict[str, AlertRule]:
-    return {rule.code: rule for rule in session.scalars(sa.select(AlertRule))}
+    """Every rule by its code, in the order of the codes."""
+    return {rule.code: rule for rule in session.scalars(sa.select(AlertRule).order_by(AlertRule.code))}
+
+
+def require_rule(session: so.Session, code: str) -> str:
+    """``code`` if a rule has it; ``InvalidInput`` naming the rules otherwise."""
+    known = sorted(session.scalars(sa.select(AlertRule.code)))
+    if code not in known:
+        raise InvalidInput(f"Unknown rule {code!r}; rules are {', '.join(known)}.",
+                           fields={"rule": ["Unknown rule."]})
+    return code
 
 
 def _days(value: Any) -> str:
@@ -123,7 +141,7 @@ def conditions(session: so.Session, organisations: Sequence[Organisation], *, to
 def _critical_drug_alternatives(session: so.Session, org_ids: list[int]) -> dict[tuple[int, int], list[str]]:
     entries = session.scalars(
         sa.select(ItemListEntry).join(ItemListEntry.item_list)
-        .where(ItemListModel.organisation_id.in_(org_ids), ItemListModel.code == CRITICAL_DRUG_LIST)
+        .where(ItemList.organisation_id.in_(org_ids), ItemList.code == CRITICAL_DRUG_LIST)
         .options(so.contains_eager(ItemListEntry.item_list), so.selectinload(ItemListEntry.alternatives)))
     return {(e.item_list.organisation_id, e.item_id): [f"{a.name} ({a.code})" for a in e.alternatives]
             for e in entries}
@@ -131,8 +149,6 @@ def _critical_drug_alternatives(session: so.Session, org_ids: list[int]) -> dict
 
 def _lot_conditions(session: so.Session, org_ids: list[int], depots: list[int], today: dt.date,
                     on: dict[str, AlertRule], items: set[int] | None) -> list[Condition]:
-    from stockpile.rotation.models import OPEN_STATES, RotationTask
-
     horizon = max(on["lot_expiring"].params.get("horizons", [180, 90, 30])) if "lot_expiring" in on else 0
     stmt = (sa.select(Depot.organisation_id, Lot, sa.func.sum(Balance.quantity))
             .select_from(Balance).join(Balance.lot).join(Balance.depot)
@@ -172,8 +188,6 @@ def _lot_conditions(session: so.Session, org_ids: list[int], depots: list[int], 
 
 def _overdue_rotation(session: so.Session, org_ids: list[int], rule: AlertRule,
                       items: set[int] | None) -> list[Condition]:
-    from stockpile.rotation.models import RotationTask, TaskState
-
     stmt = (sa.select(RotationTask).where(RotationTask.organisation_id.in_(org_ids),
                                           RotationTask.state == TaskState.OVERDUE.value)
             .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.item)))
@@ -283,9 +297,6 @@ def full_scan(session: so.Session, *, today: dt.date) -> dict[str, int]:
     return evaluate(session, organisations, today=today)
 
 
-log = logging.getLogger(__name__)
-
-
 def evaluate_after_posting(session: so.Session) -> dict[str, int]:
     """After a commit that posted stock: evaluate alerts for the organisation × item pairs the
     postings touched, and only those, in a transaction of their own, and commit.
@@ -319,7 +330,8 @@ def evaluate_after_posting(session: so.Session) -> dict[str, int]:
 
 
 def visible_alerts(session: so.Session, organisation_ids: Iterable[int] | None, *, state: str | None = None,
-                   severity: str | None = None, organisation: Organisation | None = None) -> sa.Select[tuple[Alert]]:
+                   severity: str | None = None, organisation: Organisation | None = None,
+                   rule: str | None = None) -> sa.Select[tuple[Alert]]:
     """Alerts of the organisations a user may read (None = all), newest first."""
     stmt = (sa.select(Alert).options(so.joinedload(Alert.organisation), so.joinedload(Alert.item),
                                      so.joinedload(Alert.lot))
@@ -332,4 +344,106 @@ def visible_alerts(session: so.Session, organisation_ids: Iterable[int] | None, 
         stmt = stmt.where(Alert.state == state)
     if severity is not None:
         stmt = stmt.where(Alert.severity == severity)
+    if rule is not None:
+        stmt = stmt.where(Alert.rule == rule)
     return stmt
+
+
+def open_alert_count(session: so.Session, user: User) -> int:
+    """Open (not yet acknowledged) alerts of the organisations ``user`` may read."""
+    readable = auth.readable_organisation_ids(session, user)
+    stmt = sa.select(sa.func.count(Alert.id)).where(Alert.state == AlertState.OPEN.value)
+    if readable is not None:
+        if not readable:
+            return 0
+        stmt = stmt.where(Alert.organisation_id.in_(readable))
+    return session.scalar(stmt) or 0
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    alerts: list[Alert]
+    total: int
+    page: int   # the page shown: the one asked for, within 1 … pages
+    pages: int
+
+
+def alert_page(session: so.Session, readable: Iterable[int] | None, *, state: str = "active",
+               severity: str | None = None, rule: str | None = None, organisation: Organisation | None = None,
+               page: int = 1, per_page: int = 50) -> AlertPage:
+    """One page of the alerts of the ``readable`` organisations (None = all) in ``state`` (one of
+    ``STATE_FILTERS``; "active" is open or acknowledged). The alert that most recently became
+    open heads the list; of those opened together (one scan), the most severe first."""
+    stmt = visible_alerts(session, readable, state=state if state in {s.value for s in AlertState} else None,
+                          severity=severity, organisation=organisation, rule=rule)
+    if state == "active":
+        stmt = stmt.where(Alert.state != AlertState.RESOLVED.value)
+    rank = sa.case({s: i for i, s in enumerate(SEVERITY_ORDER)}, value=Alert.severity, else_=len(SEVERITY_ORDER))
+    stmt = stmt.order_by(None).order_by(Alert.opened_at.desc(), rank, Alert.id.desc())
+    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    pages = max(1, math.ceil(total / per_page))
+    page = min(page, pages)
+    shown = list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).unique())
+    return AlertPage(shown, total, page, pages)
+
+
+@dataclass
+class SummaryRow:
+    organisation: Organisation | None  # None for the totals
+    counts: dict[str, int] = field(default_factory=dict)
+    not_acknowledged: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def regional_summary(session: so.Session, readable: set[int] | None) -> tuple[list[SummaryRow], int, SummaryRow]:
+    """Unresolved alerts per readable organisation (None = all) and severity (one GROUP BY),
+    worst first; with the number of organisations that have none, and the totals."""
+    stmt = (sa.select(Alert.organisation_id, Alert.severity, Alert.state, sa.func.count(Alert.id))
+            .where(Alert.state != AlertState.RESOLVED.value)
+            .group_by(Alert.organisation_id, Alert.severity, Alert.state))
+    organisations = sa.select(Organisation)
+    if readable is not None:
+        stmt = stmt.where(Alert.organisation_id.in_(readable))
+        organisations = organisations.where(Organisation.id.in_(readable))
+    orgs = {o.id: o for o in session.scalars(organisations)}
+    rows: dict[int, SummaryRow] = {}
+    for org_id, severity, state, count in session.execute(stmt):
+        if org_id not in orgs:
+            continue
+        row = rows.setdefault(org_id, SummaryRow(orgs[org_id]))
+        row.counts[severity] = row.counts.get(severity, 0) + count
+        if state == AlertState.OPEN.value:
+            row.not_acknowledged += count
+    ordered = sorted(rows.values(), key=lambda r: (*(-r.counts.get(s, 0) for s in SEVERITY_ORDER),
+                                                   r.organisation.name if r.organisation else ""))
+    totals = SummaryRow(None,
+                        {s: sum(r.counts.get(s, 0) for r in ordered) for s in SEVERITY_ORDER},
+                        sum(r.not_acknowledged for r in ordered))
+    return ordered, len(orgs) - len(rows), totals
+
+
+def history(session: so.Session, alert: Alert) -> list[AlertEvent]:
+    """The events of ``alert``, newest first, with who acknowledged."""
+    return list(session.scalars(sa.select(AlertEvent).where(AlertEvent.alert_id == alert.id)
+                                .options(so.joinedload(AlertEvent.user))
+                                .order_by(AlertEvent.at.desc(), AlertEvent.id.desc())))
+
+
+def unresolved_by_rule(session: so.Session) -> dict[str, int]:
+    """The number of open or acknowledged alerts of each rule that has any."""
+    return dict(session.execute(sa.select(Alert.rule, sa.func.count(Alert.id))
+                                .where(Alert.state != AlertState.RESOLVED.value).group_by(Alert.rule)).all())
+
+
+def update_rule(session: so.Session, rule: AlertRule, *, enabled: bool, severity: str,
+                params: dict[str, Any]) -> AlertRule:
+    """Switch ``rule`` on or off and set its severity and thresholds (checked by the caller
+    against what the rule reads); they apply from the next evaluation."""
+    rule.enabled = enabled
+    rule.severity = check_choice("severity", severity, Severity)
+    rule.params = params
+    session.flush()
+    return rule

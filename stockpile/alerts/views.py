@@ -10,26 +10,14 @@ whatever the page offered.
 
 from __future__ import annotations
 
-import math
-import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
-from flask import (
-    Blueprint,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from stockpile import pages
 from stockpile.alerts import notify
 from stockpile.alerts import services as alerts
 from stockpile.alerts.forms import (
@@ -45,79 +33,39 @@ from stockpile.alerts.forms import (
     WebhookForm,
     params_text,
 )
-from stockpile.alerts.models import (
-    Alert,
-    AlertEvent,
-    AlertRule,
-    AlertState,
-    DigestSetting,
-    Severity,
-    Webhook,
-    WebhookDelivery,
-)
+from stockpile.alerts.models import Alert, AlertRule, AlertState, DigestSetting, Severity, Webhook
 from stockpile.auth import services as auth
-from stockpile.auth.models import Role, User
-from stockpile.errors import Conflict, Forbidden, NotFound
+from stockpile.auth.models import Role
+from stockpile.db import get
+from stockpile.errors import Conflict, DomainError, Forbidden, NotFound
 from stockpile.extensions import db
-from stockpile.inventory import services as inventory
-from stockpile.forms import option
-from stockpile.inventory.models import Organisation
+from stockpile.forms import label
 
 bp = Blueprint("alerts", __name__)
+pages.require_sign_in(bp)
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
-MAX_ID = 2**31 - 1  # ids are INTEGER columns
-SEVERITY_ORDER = [Severity.CRITICAL.value, Severity.WARNING.value, Severity.INFO.value]
-# The list's state filter: "active" (open or acknowledged: still to be put right) by default.
-STATE_FILTERS = ("active", "open", "acknowledged", "resolved", "all")
 # Rules about an item's coverage, acted on from the item's coverage page.
 COVERAGE_RULES = {"coverage_below_min", "coverage_falling", "expiry_erodes_coverage", "no_baseline",
                   "critical_drug_below_min"}
 
 
-@bp.before_request
-@login_required
-def _signed_in() -> None:
-    """Every page here needs a signed-in user."""
-
-
-# --- the count in the navigation --------------------------------------------------------------
-
-def open_alert_count(session: so.Session, user: User) -> int:
-    """Open (not yet acknowledged) alerts of the organisations ``user`` may read."""
-    readable = auth.readable_organisation_ids(session, user)
-    stmt = sa.select(sa.func.count(Alert.id)).where(Alert.state == AlertState.OPEN.value)
-    if readable is not None:
-        if not readable:
-            return 0
-        stmt = stmt.where(Alert.organisation_id.in_(readable))
-    return session.scalar(stmt) or 0
-
-
 @bp.app_context_processor
 def _inject_alert_count() -> dict[str, Any]:
+    """The number of open alerts in the navigation."""
     if not current_user.is_authenticated:
         return {}
-    return {"nav_alert_count": open_alert_count(db.session, current_user)}
-
-
-# --- labels and links ---------------------------------------------------------------------------
-
-def _label(table: dict[Any, Any], value: str | None) -> str:
-    for key, text in table.items():
-        if getattr(key, "value", key) == value:
-            return str(text)
-    return value or ""
+    return {"nav_alert_count": alerts.open_alert_count(db.session, current_user)}
 
 
 @bp.record_once
 def _register_labels(state: Any) -> None:
     state.app.jinja_env.globals.update(
-        severity_label=lambda v: _label(SEVERITY_LABELS, v),
-        alert_state_label=lambda v: _label(STATE_LABELS, v),
-        alert_event_label=lambda v: _label(EVENT_LABELS, v),
-        rule_label=lambda v: _label(RULE_LABELS, v))
+        severity_label=lambda v: label(SEVERITY_LABELS, v),
+        alert_state_label=lambda v: label(STATE_LABELS, v),
+        alert_event_label=lambda v: label(EVENT_LABELS, v),
+        rule_label=lambda v: label(RULE_LABELS, v))
 
 
 def action_link(alert: Alert) -> tuple[str, str]:
@@ -136,20 +84,10 @@ def action_link(alert: Alert) -> tuple[str, str]:
 
 def _alert(alert_id: int, *, lock: bool = False) -> Alert:
     """The alert if the user may read its organisation; 404 as if it did not exist otherwise."""
-    session = db.session
-    alert = None
-    if alert_id <= MAX_ID:
-        alert = session.get(Alert, alert_id, with_for_update=lock, populate_existing=lock)
-    if alert is None or not auth.can_read(session, current_user, alert.organisation_id):
+    alert = get(db.session, Alert, alert_id, with_for_update=lock, populate_existing=lock)
+    if alert is None or not auth.can_read(db.session, current_user, alert.organisation_id):
         raise NotFound(_("No alert %(id)s.", id=alert_id))
     return alert
-
-
-def _readable_organisations(readable: set[int] | None) -> list[Organisation]:
-    stmt = sa.select(Organisation).order_by(Organisation.name)
-    if readable is not None:
-        stmt = stmt.where(Organisation.id.in_(readable))
-    return list(db.session.scalars(stmt))
 
 
 def _safe_next(default: str) -> str:
@@ -158,48 +96,6 @@ def _safe_next(default: str) -> str:
     base = url_for("alerts.index")
     ours = target == base or target.startswith((base + "?", base + "/"))
     return target if ours and "//" not in target and "\\" not in target else default
-
-
-# --- the list --------------------------------------------------------------------------------
-
-@dataclass
-class SummaryRow:
-    organisation: Organisation | None  # None for the totals
-    counts: dict[str, int] = field(default_factory=dict)
-    not_acknowledged: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-def regional_summary(readable: set[int] | None) -> tuple[list[SummaryRow], int, SummaryRow]:
-    """Unresolved alerts per readable organisation and severity (one GROUP BY), worst first;
-    with the number of organisations that have none, and the totals."""
-    stmt = (sa.select(Alert.organisation_id, Alert.severity, Alert.state, sa.func.count(Alert.id))
-            .where(Alert.state != AlertState.RESOLVED.value)
-            .group_by(Alert.organisation_id, Alert.severity, Alert.state))
-    if readable is not None:
-        stmt = stmt.where(Alert.organisation_id.in_(readable))
-    orgs = {o.id: o for o in _readable_organisations(readable)}
-    rows: dict[int, SummaryRow] = {}
-    for org_id, severity, state, count in db.session.execute(stmt):
-        if org_id not in orgs:
-            continue
-        row = rows.setdefault(org_id, SummaryRow(orgs[org_id]))
-        row.counts[severity] = row.counts.get(severity, 0) + count
-        if state == AlertState.OPEN.value:
-            row.not_acknowledged += count
-    ordered = sorted(rows.values(), key=lambda r: (*(-r.counts.get(s, 0) for s in SEVERITY_ORDER),
-                                                   r.organisation.name if r.organisation else ""))
-    totals = SummaryRow(None,
-                        {s: sum(r.counts.get(s, 0) for r in ordered) for s in SEVERITY_ORDER},
-                        sum(r.not_acknowledged for r in ordered))
-    return ordered, len(orgs) - len(rows), totals
-
-
-def _sees_summary() -> bool:
-    return current_user.is_admin or Role.COORDINATOR.value in current_user.roles
 
 
 def _page_number() -> int:
@@ -212,61 +108,39 @@ def _page_number() -> int:
 
 @bp.route("/alerts")
 def index() -> str:
-    session = db.session
-    readable = auth.readable_organisation_ids(session, current_user)
+    readable = auth.readable_organisation_ids(db.session, current_user)
     state = request.args.get("state", "active")
-    state = state if state in STATE_FILTERS else "active"
+    state = state if state in alerts.STATE_FILTERS else "active"
     severity = request.args.get("severity", "")
-    severity = severity if severity in SEVERITY_ORDER else ""
-    rules = {r.code: r for r in session.scalars(sa.select(AlertRule).order_by(AlertRule.code))}
+    severity = severity if severity in alerts.SEVERITY_ORDER else ""
+    rules = alerts.rules(db.session)
     rule = request.args.get("rule", "")
     rule = rule if rule in rules else ""
     code = request.args.get("organisation", "").strip()
-    organisation = None
-    if code:
-        organisation = inventory.by_code(session, Organisation, code[:40], field="organisation")
-        auth.require_read(session, current_user, organisation)
-
-    stmt = alerts.visible_alerts(session, readable, state=state if state in {s.value for s in AlertState} else None,
-                                 severity=severity or None, organisation=organisation)
-    if state == "active":
-        stmt = stmt.where(Alert.state != AlertState.RESOLVED.value)
-    if rule:
-        stmt = stmt.where(Alert.rule == rule)
-    # Newest first: the alert that most recently became open heads the list; of those opened
-    # together (one scan), the most severe first.
-    rank = sa.case({s: i for i, s in enumerate(SEVERITY_ORDER)}, value=Alert.severity, else_=len(SEVERITY_ORDER))
-    stmt = stmt.order_by(None).order_by(Alert.opened_at.desc(), rank, Alert.id.desc())
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    pages = max(1, math.ceil(total / PER_PAGE))
-    page = min(_page_number(), pages)
-    shown = list(session.scalars(stmt.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).unique())
-
+    organisation = pages.readable_organisation(code[:40]) if code else None
+    found = alerts.alert_page(db.session, readable, state=state, severity=severity or None, rule=rule or None,
+                              organisation=organisation, page=_page_number(), per_page=PER_PAGE)
     writable = auth.writable_organisation_ids(current_user)
-    summary = regional_summary(readable) if _sees_summary() else None
+    sees_summary = current_user.is_admin or Role.COORDINATOR.value in current_user.roles
     args = {k: v for k, v in {"state": state, "severity": severity, "rule": rule,
                               "organisation": organisation.code if organisation else ""}.items() if v}
     return render_template(
-        "alerts/index.html", alerts=shown, total=total, page=page, pages=pages, args=args,
-        state=state, severity=severity, rule=rule, organisation=organisation, rules=rules,
-        organisations=_readable_organisations(readable), states=STATE_FILTERS, severities=SEVERITY_ORDER,
-        summary=summary, links={a.id: action_link(a) for a in shown},
-        can_acknowledge={a.id for a in shown if a.state == AlertState.OPEN.value
+        "alerts/index.html", alerts=found.alerts, total=found.total, page=found.page, pages=found.pages,
+        args=args, state=state, severity=severity, rule=rule, organisation=organisation, rules=rules,
+        organisations=pages.readable_organisations(), states=alerts.STATE_FILTERS,
+        severities=alerts.SEVERITY_ORDER,
+        summary=alerts.regional_summary(db.session, readable) if sees_summary else None,
+        links={a.id: action_link(a) for a in found.alerts},
+        can_acknowledge={a.id for a in found.alerts if a.state == AlertState.OPEN.value
                          and (writable is None or a.organisation_id in writable)},
         form=AcknowledgeForm(formdata=None), here=request.full_path.rstrip("?"))
 
 
-# --- one alert --------------------------------------------------------------------------------
-
 def _detail_page(alert: Alert, form: AcknowledgeForm | None = None, status: int = 200) -> tuple[str, int]:
-    events = list(db.session.scalars(sa.select(AlertEvent).where(AlertEvent.alert_id == alert.id)
-                                     .options(so.joinedload(AlertEvent.user))
-                                     .order_by(AlertEvent.at.desc(), AlertEvent.id.desc())))
     can_acknowledge = alert.state == AlertState.OPEN.value and auth.can_write(current_user, alert.organisation_id)
-    rule = db.session.get(AlertRule, alert.rule)
-    return render_template("alerts/detail.html", alert=alert, events=events, rule=rule,
-                           link=action_link(alert), can_acknowledge=can_acknowledge,
-                           form=form or AcknowledgeForm(formdata=None)), status
+    return render_template("alerts/detail.html", alert=alert, events=alerts.history(db.session, alert),
+                           rule=db.session.get(AlertRule, alert.rule), link=action_link(alert),
+                           can_acknowledge=can_acknowledge, form=form or AcknowledgeForm(formdata=None)), status
 
 
 @bp.route("/alerts/<int:alert_id>")
@@ -290,51 +164,39 @@ def acknowledge(alert_id: int) -> Any:
     except Conflict:
         db.session.rollback()
         flash(_("Alert %(id)s is already %(state)s; only open alerts can be acknowledged.",
-                id=alert.id, state=_label(STATE_LABELS, alert.state).lower()), "error")
+                id=alert.id, state=label(STATE_LABELS, alert.state).lower()), "error")
         return redirect(url_for("alerts.detail", alert_id=alert.id))
     flash(_("Alert %(id)s acknowledged. It stays in the list until its condition clears.", id=alert.id),
           "success")
     return redirect(_safe_next(url_for("alerts.detail", alert_id=alert.id)))
 
 
-# --- the user's digest settings ------------------------------------------------------------------
-
 @bp.route("/alerts/settings", methods=["GET", "POST"])
 def settings() -> Any:
-    session = db.session
-    setting = session.get(DigestSetting, current_user.id)
+    setting = db.session.get(DigestSetting, current_user.id)
     if request.method == "POST":
         form = DigestSettingForm()
     else:
         form = DigestSettingForm(formdata=None, data={
             "enabled": setting.enabled if setting else notify.told_by_default(current_user),
             "min_severity": setting.min_severity if setting else Severity.WARNING.value})
-    if form.validate_on_submit():
-        if setting is None:
-            setting = DigestSetting(user_id=current_user.id)
-            session.add(setting)
-        setting.enabled = bool(form.enabled.data)
-        setting.min_severity = form.min_severity.data
-        session.commit()
-        flash(_("Your digest settings are saved.") if setting.enabled
+    submitted = pages.submit(form, lambda: notify.save_digest_setting(
+        db.session, current_user, enabled=bool(form.enabled.data), min_severity=form.min_severity.data))
+    if submitted.done:
+        flash(_("Your digest settings are saved.") if submitted.result.enabled
               else _("Your digest settings are saved: no digest will be sent to you."), "success")
         return redirect(url_for("alerts.settings"))
-    status = 422 if request.method == "POST" else 200
-    return render_template("alerts/settings.html", form=form, setting=setting), status
+    return render_template("alerts/settings.html", form=form, setting=setting), submitted.status
 
-
-# --- administration: rules ----------------------------------------------------------------------
 
 @bp.route("/admin/alert-rules")
 def rules() -> str:
     auth.require_admin(current_user)
-    session = db.session
-    counts = dict(session.execute(sa.select(Alert.rule, sa.func.count(Alert.id))
-                                  .where(Alert.state != AlertState.RESOLVED.value).group_by(Alert.rule)).all())
-    all_rules = list(session.scalars(sa.select(AlertRule)))
     order = list(RULE_LABELS)
-    all_rules.sort(key=lambda r: (order.index(r.code) if r.code in order else len(order), r.code))
-    return render_template("alerts/rules.html", rules=all_rules, counts=counts, params_text=params_text)
+    all_rules = sorted(alerts.rules(db.session).values(),
+                       key=lambda r: (order.index(r.code) if r.code in order else len(order), r.code))
+    return render_template("alerts/rules.html", rules=all_rules, counts=alerts.unresolved_by_rule(db.session),
+                           params_text=params_text)
 
 
 @bp.route("/admin/alert-rules/<code>", methods=["GET", "POST"])
@@ -348,52 +210,27 @@ def rule(code: str) -> Any:
     else:
         form = AlertRuleForm(found.code, formdata=None, data={
             "enabled": found.enabled, "severity": found.severity, "params": params_text(found.params)})
-    if form.validate_on_submit():
-        found.enabled = bool(form.enabled.data)
-        found.severity = form.severity.data
-        found.params = form.cleaned_params
-        db.session.commit()
+    submitted = pages.submit(form, lambda: alerts.update_rule(
+        db.session, found, enabled=bool(form.enabled.data), severity=form.severity.data, params=form.cleaned_params))
+    if submitted.done:
         flash(_("Rule “%(name)s” saved. It applies from the next evaluation: after the next posting of "
-                "the stock concerned, or the scheduled full scan.", name=_label(RULE_LABELS, found.code) or found.name),
+                "the stock concerned, or the scheduled full scan.", name=label(RULE_LABELS, found.code) or found.name),
               "success")
         return redirect(url_for("alerts.rules"))
-    status = 422 if request.method == "POST" else 200
     return render_template("alerts/rule.html", rule=found, form=form,
-                           parameters=RULE_PARAMETERS.get(found.code, {})), status
-
-
-# --- administration: webhooks -----------------------------------------------------------------
-
-def _new_secret() -> str:
-    return secrets.token_hex(32)
+                           parameters=RULE_PARAMETERS.get(found.code, {})), submitted.status
 
 
 def _webhooks_page(form: WebhookForm | None = None, status: int = 200,
                    secret: tuple[Webhook, str] | None = None) -> Any:
-    session = db.session
-    hooks = list(session.scalars(sa.select(Webhook).join(Webhook.organisation)
-                                 .options(so.contains_eager(Webhook.organisation)).order_by(Organisation.name)))
-    stats: dict[int, dict[str, int]] = {}
-    for hook_id, delivered, failed, pending in session.execute(
-            sa.select(WebhookDelivery.webhook_id,
-                      sa.func.count(WebhookDelivery.delivered_at),
-                      sa.func.count(WebhookDelivery.failed_at),
-                      sa.func.sum(sa.case((sa.and_(WebhookDelivery.delivered_at.is_(None),
-                                                   WebhookDelivery.failed_at.is_(None)), 1), else_=0)))
-            .group_by(WebhookDelivery.webhook_id)):
-        stats[hook_id] = {"delivered": delivered, "failed": failed, "pending": int(pending or 0)}
-    newest_error = (sa.select(sa.func.max(WebhookDelivery.id)).where(WebhookDelivery.last_error.is_not(None))
-                    .group_by(WebhookDelivery.webhook_id))
-    errors = {d.webhook_id: d for d in session.scalars(sa.select(WebhookDelivery)
-                                                       .where(WebhookDelivery.id.in_(newest_error)))}
+    hooks = notify.webhooks(db.session)
     if form is None:
         form = WebhookForm(formdata=None)
-    taken = {h.organisation_id for h in hooks}
-    form.organisation.choices = [option("", _("— choose —")), *(
-        option(o.code, f"{o.name} ({o.code})") for o in _readable_organisations(None) if o.id not in taken)]
-    page = render_template("alerts/webhooks.html", webhooks=hooks, stats=stats, errors=errors, form=form,
-                           new_secret=secret, signature_header=notify.SIGNATURE_HEADER,
-                           max_attempts=notify.MAX_ATTEMPTS)
+    taken = {h.organisation.code for h in hooks}
+    form.organisation.choices = [c for c in pages.organisation_choices(blank=_("— choose —")) if c.value not in taken]
+    page = render_template("alerts/webhooks.html", webhooks=hooks, stats=notify.delivery_counts(db.session),
+                           errors=notify.last_errors(db.session), form=form, new_secret=secret,
+                           signature_header=notify.SIGNATURE_HEADER, max_attempts=notify.MAX_ATTEMPTS)
     response = current_app.make_response((page, status))
     if secret is not None:
         response.headers["Cache-Control"] = "no-store"
@@ -405,28 +242,22 @@ def webhooks() -> Any:
     auth.require_admin(current_user)
     if request.method == "GET":
         return _webhooks_page()
-    session = db.session
     form = WebhookForm()
     if not form.validate_on_submit():
         return _webhooks_page(form, 422)
-    organisation = session.scalar(sa.select(Organisation).where(Organisation.code == form.organisation.data))
-    if organisation is None:
-        form.organisation.errors = [_("No organisation with code %(code)s.", code=form.organisation.data)]
-        return _webhooks_page(form, 422)
-    if session.scalar(sa.select(Webhook.id).where(Webhook.organisation_id == organisation.id)) is not None:
-        form.organisation.errors = [_("%(name)s already has a webhook; change it in the list.",
-                                      name=organisation.name)]
-        return _webhooks_page(form, 409)
-    secret = _new_secret()
-    hook = Webhook(organisation=organisation, url=form.url.data, secret=secret, active=bool(form.active.data))
-    session.add(hook)
-    session.commit()
+    try:
+        hook, secret = notify.create_webhook(db.session, organisation_code=form.organisation.data,
+                                             url=form.url.data, active=bool(form.active.data))
+        db.session.commit()
+    except DomainError as error:
+        pages.refused(form, error)
+        return _webhooks_page(form, 409 if isinstance(error, Conflict) else 422)
     # Shown in this response only: it is not put in the session cookie or shown again.
     return _webhooks_page(status=201, secret=(hook, secret))
 
 
 def _webhook(webhook_id: int) -> Webhook:
-    hook = db.session.get(Webhook, webhook_id) if webhook_id <= MAX_ID else None
+    hook = get(db.session, Webhook, webhook_id)
     if hook is None:
         raise NotFound(_("No webhook %(id)s.", id=webhook_id))
     return hook
@@ -440,22 +271,19 @@ def webhook(webhook_id: int) -> Any:
         form = WebhookEditForm()
     else:
         form = WebhookEditForm(formdata=None, data={"url": hook.url, "active": hook.active})
-    if form.validate_on_submit():
-        hook.url = form.url.data
-        hook.active = bool(form.active.data)
-        db.session.commit()
+    submitted = pages.submit(form, lambda: notify.update_webhook(db.session, hook, url=form.url.data,
+                                                                 active=bool(form.active.data)))
+    if submitted.done:
         flash(_("Webhook of %(name)s saved.", name=hook.organisation.name), "success")
         return redirect(url_for("alerts.webhooks"))
-    status = 422 if request.method == "POST" else 200
-    return render_template("alerts/webhook.html", webhook=hook, form=form), status
+    return render_template("alerts/webhook.html", webhook=hook, form=form), submitted.status
 
 
 @bp.route("/admin/webhooks/<int:webhook_id>/secret", methods=["POST"])
 def webhook_secret(webhook_id: int) -> Any:
     auth.require_admin(current_user)
     hook = _webhook(webhook_id)
-    secret = _new_secret()
-    hook.secret = secret
+    secret = notify.renew_secret(db.session, hook)
     db.session.commit()
     return _webhooks_page(secret=(hook, secret))
 
@@ -465,7 +293,7 @@ def webhook_delete(webhook_id: int) -> Response:
     auth.require_admin(current_user)
     hook = _webhook(webhook_id)
     name = hook.organisation.name
-    db.session.delete(hook)
+    notify.delete_webhook(db.session, hook)
     db.session.commit()
     flash(_("Webhook of %(name)s deleted; its deliveries are deleted with it.", name=name), "success")
     return redirect(url_for("alerts.webhooks"))
