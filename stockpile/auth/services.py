@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from collections.abc import Iterable
 
@@ -109,6 +110,29 @@ def is_locked(user: User) -> bool:
     return user.locked_until is not None and user.locked_until > utcnow()
 
 
+def lockout_minutes(session: so.Session, email: str) -> int | None:
+    """The minutes (at least 1) until the active account of ``email`` may sign in again; None
+    when there is no such account or it is not locked."""
+    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is None or not user.active or not is_locked(user):
+        return None
+    assert user.locked_until is not None
+    return max(1, math.ceil((user.locked_until - utcnow()).total_seconds() / 60))
+
+
+def set_active(session: so.Session, user: User, active: bool, *, by: User) -> User:
+    """Let ``user`` sign in again (failed attempts and lockout forgotten), or not: a deactivated
+    user's sessions and API tokens stop working. Nobody deactivates themselves (``Forbidden``)."""
+    if user.id == by.id and not active:
+        raise Forbidden("You cannot deactivate your own account; ask another administrator.")
+    user.active = active
+    if active:
+        user.failed_logins = 0
+        user.locked_until = None
+    session.flush()
+    return user
+
+
 def _token_hash(token: str) -> str:
     # Tokens are 256 random bits, so a fast hash is enough (no dictionary to attack).
     return hashlib.sha256(token.encode()).hexdigest()
@@ -135,8 +159,6 @@ def user_for_token(session: so.Session, token_text: str) -> User | None:
     api_token = token(session, token_text)
     return api_token.user if api_token is not None else None
 
-
-# --- access ------------------------------------------------------------------------------
 
 def _subtree(session: so.Session, roots: Iterable[int]) -> set[int]:
     children: dict[int | None, list[int]] = {}
@@ -205,6 +227,16 @@ def require_lot_change(session: so.Session, user: User, lot: Lot) -> None:
 def require_admin(user: User) -> None:
     if not user.is_admin:
         raise Forbidden("Only administrators may do this.")
+
+
+def records_stock(session: so.Session, user: User) -> bool:
+    """Whether ``user`` may record movements anywhere: administrators, and those with a stock
+    role at an organisation that has a depot."""
+    writable = writable_organisation_ids(user)
+    if writable is None:
+        return True
+    return bool(writable) and session.scalar(
+        sa.select(sa.func.count(Depot.id)).where(Depot.organisation_id.in_(writable))) > 0
 
 
 def can_manage_items(user: User) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,15 +16,16 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
+from stockpile import pages
 from stockpile.auth import services as auth
 from stockpile.auth.forms import LoginForm, MembershipForm, TokenForm, UserCreateForm, role_label
 from stockpile.auth.models import Membership, User
-from stockpile.db import utcnow
-from stockpile.errors import DomainError, Forbidden, NotFound
+from stockpile.db import get
+from stockpile.errors import DomainError, NotFound
 from stockpile.extensions import db, login_manager
+from stockpile.forms import DomainForm
 from stockpile.inventory import services as inventory
-from stockpile.forms import DomainForm, option
-from stockpile.inventory.models import Depot, Organisation
+from stockpile.inventory.models import Organisation
 
 bp = Blueprint("auth", __name__)
 
@@ -82,11 +82,8 @@ def login() -> Any:
             session.clear()  # nothing from before sign-in survives it (session fixation)
             login_user(user, remember=bool(form.remember.data))
             return redirect(next_url or url_for("inventory.index"))
-        locked = db.session.scalar(sa.select(User).where(
-            User.email == (form.email.data or "").strip().lower()))
-        if locked is not None and locked.active and auth.is_locked(locked):
-            assert locked.locked_until is not None
-            minutes = max(1, math.ceil((locked.locked_until - utcnow()).total_seconds() / 60))
+        minutes = auth.lockout_minutes(db.session, form.email.data or "")
+        if minutes is not None:
             form.refusal = _("This account is temporarily locked after too many failed sign-ins. "
                              "Try again in %(minutes)s minutes, or ask an administrator.",
                              minutes=minutes)
@@ -115,19 +112,12 @@ def csrf_refused(error: CSRFError) -> tuple[str, int]:
     return render_template("error.html", error=refusal.with_status(400)), 400
 
 
-# --- what every page needs ----------------------------------------------------------------
-
 def user_context(user: User) -> dict[str, Any]:
     """What the navigation shows: the user's organisations and the sections they may use."""
     if not user.is_authenticated:
         return {}
-    writable = auth.writable_organisation_ids(user)
-    can_record = writable is None or bool(writable)
-    if can_record and writable is not None:
-        can_record = db.session.scalar(
-            sa.select(sa.func.count(Depot.id)).where(Depot.organisation_id.in_(writable))) > 0
     organisations = sorted({m.organisation.name for m in user.memberships})
-    return {"nav_can_record": can_record, "nav_is_admin": user.is_admin,
+    return {"nav_can_record": auth.records_stock(db.session, user), "nav_is_admin": user.is_admin,
             "nav_can_manage_items": auth.can_manage_items(user),
             "nav_organisations": organisations}
 
@@ -138,20 +128,8 @@ def inject_user_context() -> dict[str, Any]:
             **user_context(current_user)}
 
 
-# --- user administration ------------------------------------------------------------------
-
-def _require_admin() -> None:
-    auth.require_admin(current_user)
-
-
-def _organisation_choices(blank: str | None = None) -> list[Any]:
-    orgs = db.session.scalars(sa.select(Organisation).order_by(Organisation.name))
-    options = [option(o.code, f"{o.name} ({o.code})") for o in orgs]
-    return [option("", blank), *options] if blank is not None else options
-
-
 def _user_or_404(user_id: int) -> User:
-    user = db.session.get(User, user_id)
+    user = get(db.session, User, user_id)
     if user is None:
         raise NotFound(_("No user with id %(id)s.", id=user_id))
     return user
@@ -169,9 +147,9 @@ def _users_page(create_form: UserCreateForm | None = None, status: int = 200,
         .order_by(User.email)).all()
     if create_form is None:
         create_form = UserCreateForm(formdata=None)
-    create_form.organisation.choices = _organisation_choices(blank="—")
+    create_form.organisation.choices = pages.organisation_choices(blank="—")
     membership_form = MembershipForm(formdata=None)
-    membership_form.organisation.choices = _organisation_choices()
+    membership_form.organisation.choices = pages.organisation_choices()
     return render_template("admin/users.html", users=users, form=create_form,
                            membership_form=membership_form, token_form=TokenForm(formdata=None),
                            action_form=DomainForm(formdata=None), new_token=token), status
@@ -180,48 +158,37 @@ def _users_page(create_form: UserCreateForm | None = None, status: int = 200,
 @bp.route("/admin/users", methods=["GET", "POST"])
 @login_required
 def users() -> Any:
-    _require_admin()
+    auth.require_admin(current_user)
     form = UserCreateForm()
-    form.organisation.choices = _organisation_choices(blank="—")
-    if request.method == "GET":
-        return _users_page(form)
-    if not form.validate_on_submit():
-        return _users_page(form, 422)
-    try:
-        organisation = _organisation_from(form, "organisation")
-        user = auth.create_user(db.session, email=form.email.data or "", password=form.password.data,
-                                name=(form.name.data or "").strip(), role=form.role.data,
-                                organisation=organisation)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        form.add_domain_error(error)
-        return _users_page(form, 422)
-    flash(_("User %(email)s created as %(role)s.", email=user.email, role=role_label(form.role.data)),
-          "success")
-    return redirect(url_for("auth.users"))
+    form.organisation.choices = pages.organisation_choices(blank="—")
+    submitted = pages.submit(form, lambda: auth.create_user(
+        db.session, email=form.email.data or "", password=form.password.data, name=(form.name.data or "").strip(),
+        role=form.role.data, organisation=_organisation_from(form, "organisation")))
+    if submitted.done:
+        flash(_("User %(email)s created as %(role)s.", email=submitted.result.email,
+                role=role_label(form.role.data)), "success")
+        return redirect(url_for("auth.users"))
+    return _users_page(form, submitted.status)
 
 
 @bp.route("/admin/users/<int:user_id>/memberships", methods=["POST"])
 @login_required
 def add_membership(user_id: int) -> Any:
-    _require_admin()
+    auth.require_admin(current_user)
     user = _user_or_404(user_id)
     form = MembershipForm()
-    form.organisation.choices = _organisation_choices()
+    form.organisation.choices = pages.organisation_choices()
     if not form.validate_on_submit():
         flash(_("Choose a role and an organisation."), "error")
         return redirect(url_for("auth.users"))
     try:
         organisation = _organisation_from(form, "organisation")
-        if any(m.role == form.role.data and organisation is not None
-               and m.organisation_id == organisation.id for m in user.memberships):
-            raise DomainError(_("%(email)s already has this role there.", email=user.email))
         auth.add_membership(db.session, user, form.role.data, organisation)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
-        flash(error.message, "error")
+        flash(_("%(email)s already has this role there.", email=user.email) if error.code == "duplicate_membership"
+              else error.message, "error")
         return redirect(url_for("auth.users"))
     flash(_("%(email)s is now %(role)s at %(organisation)s.", email=user.email,
             role=role_label(form.role.data), organisation=organisation.name if organisation else ""),
@@ -232,15 +199,9 @@ def add_membership(user_id: int) -> Any:
 @bp.route("/admin/users/<int:user_id>/active", methods=["POST"])
 @login_required
 def set_active(user_id: int) -> Any:
-    _require_admin()
-    user = _user_or_404(user_id)
+    auth.require_admin(current_user)
     active = request.form.get("active") == "1"
-    if user.id == current_user.id and not active:
-        raise Forbidden(_("You cannot deactivate your own account; ask another administrator."))
-    user.active = active
-    if active:
-        user.failed_logins = 0
-        user.locked_until = None
+    user = auth.set_active(db.session, _user_or_404(user_id), active, by=current_user)
     db.session.commit()
     flash(_("%(email)s can sign in again.", email=user.email) if active
           else _("%(email)s is deactivated: their sessions and API tokens no longer work.",
@@ -251,7 +212,7 @@ def set_active(user_id: int) -> Any:
 @bp.route("/admin/users/<int:user_id>/tokens", methods=["POST"])
 @login_required
 def create_token(user_id: int) -> Any:
-    _require_admin()
+    auth.require_admin(current_user)
     user = _user_or_404(user_id)
     form = TokenForm()
     if not form.validate_on_submit():
