@@ -11,7 +11,7 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, render_template, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -172,8 +172,6 @@ def _http_error(error: HTTPException) -> Any:
     if not _is_api_request():
         if error.code is None or error.code < 400 or error.code == 401:
             return error
-        from flask import render_template
-
         page_error = DomainError(error.description or error.name, code=error.name.lower().replace(" ", "_"))
         return render_template("error.html", error=page_error.with_status(error.code)), error.code
     codes = {400: "malformed", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
@@ -190,8 +188,6 @@ def init_app(app: Flask) -> None:
     def handle_domain_error(error: DomainError) -> Any:
         if _is_api_request():
             return _domain_error(error)
-        from flask import render_template
-
         db.session.rollback()
         return render_template("error.html", error=error), error.status
 

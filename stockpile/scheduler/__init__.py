@@ -158,8 +158,6 @@ class JobBusy(Conflict):
     code = "job_busy"
 
 
-# --- where jobs run --------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Runtime:
     """How runs reach the database: sessions, a connection for the advisory lock, who we are."""
@@ -358,8 +356,6 @@ def run_scheduled(rt: Runtime, job: Job, trigger: BaseTrigger) -> None:
         log.info("Job %s succeeded in %d ms: %s", job.name, run.duration_ms, run.summary)
 
 
-# --- the scheduler process --------------------------------------------------------------------
-
 def build_scheduler(app: Flask, jobs: Sequence[Job] | None = None) -> BackgroundScheduler:
     """A scheduler (not started) with ``jobs`` (default: the registry) at their times."""
     rt = runtime_for(app)
@@ -399,8 +395,7 @@ def serve(app: Flask, jobs: Sequence[Job] | None = None) -> None:
         log.info("Scheduler stopped.")
 
 
-# --- what the pages and the CLI show ----------------------------------------------------------
-
+# What the jobs page and the CLI show about the jobs.
 @dataclass(frozen=True)
 class JobStatus:
     job: Job

@@ -7,14 +7,16 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, render_template, request
 from flask_babel import format_datetime
-from flask_login import current_user, login_required
+from flask_login import current_user
 
+from stockpile import pages
 from stockpile.auth import services as auth
 from stockpile.db import utcnow
 from stockpile.extensions import db
 from stockpile.scheduler import job_named, job_statuses, recent_runs
 
 bp = Blueprint("jobs", __name__)
+pages.require_sign_in(bp)
 
 RUNS_SHOWN = 100
 
@@ -26,7 +28,6 @@ def _format_job_time(value: dt.datetime | None) -> str:
 
 
 @bp.route("/admin/jobs")
-@login_required
 def runs() -> str:
     auth.require_admin(current_user)
     session = db.session
