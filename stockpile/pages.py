@@ -135,3 +135,65 @@ def evaluation_date() -> dt.date:
         message = _("“%(value)s” is not a date: write it as YYYY-MM-DD, e.g. %(example)s.",
                     value=raw[:40], example=today().isoformat())
         raise InvalidInput(message, fields={"date": [message]}) from None
+
+
+def writable_depots() -> list[Depot]:
+    """The depots the user may record for; 403 if there are none (a read-only role)."""
+    depots = inventory.depots(db.session, auth.writable_organisation_ids(current_user))
+    if not depots:
+        raise Forbidden(_("You may not record stock movements: your roles are read-only."))
+    return depots
+
+
+def writable_depot(code: str | None, field: str) -> Depot:
+    """The depot with ``code`` (404 naming ``field`` if none), if the user may record for it (403)."""
+    depot = inventory.by_code(db.session, Depot, (code or "").strip(), field=field)
+    auth.require_write(current_user, depot.organisation)
+    return depot
+
+
+def deny_foreign_depots(*fields: str) -> None:
+    """403 when a posted depot exists but is not the user's to change (crafted posts included)."""
+    for field in fields:
+        code = (request.form.get(field) or "").strip()
+        if not code:
+            continue
+        depot = db.session.scalar(sa.select(Depot).where(Depot.code == code))
+        if depot is not None:
+            auth.require_write(current_user, depot.organisation)
+
+
+def prefill(*names: str) -> dict[str, Any]:
+    """Form defaults from the query string (links from the item page), checked for access."""
+    data: dict[str, Any] = {}
+    for name in names:
+        value = request.args.get(name, "").strip()
+        if value:
+            data[name] = value
+    if "lot" in request.args:
+        data["lot_number"] = request.args["lot"].strip()
+    for field in ("depot", "from_depot"):
+        if field in data:
+            writable_depot(data[field], field)
+    return data
+
+
+F = TypeVar("F", bound=DomainForm)
+
+
+def movement_form(form_class: type[F], *, depot_fields: Sequence[str] = ("depot",), prefilled: Sequence[str] = (),
+                  data: dict[str, Any] | None = None) -> tuple[F, list[Depot]]:
+    """A stock movement's form and the depots the user may record for (403 for none): the posted
+    form (a depot of someone else's is 403 before anything else), or on first sight one filled
+    from the query string's ``prefilled`` names and ``data``. Its depot and item fields offer
+    the user's depots and every item."""
+    depots = writable_depots()
+    if request.method == "POST":
+        deny_foreign_depots(*depot_fields)
+        form = form_class()
+    else:
+        form = form_class(data={**prefill(*depot_fields, *prefilled), **(data or {})})
+    for name in depot_fields:
+        form[name].choices = depot_choices(depots)
+    form["item"].choices = item_choices(_("— choose an item —"))
+    return form, depots

@@ -518,6 +518,53 @@ def verify(session: so.Session) -> list[Discrepancy]:
             if int(r[3]) != int(r[4]) or int(r[3]) < 0]
 
 
+def depots(session: so.Session, organisation_ids: Iterable[int] | None) -> list[Depot]:
+    """The depots of the organisations (every depot for ``None``), by organisation and name."""
+    stmt = (sa.select(Depot).join(Depot.organisation).options(so.contains_eager(Depot.organisation))
+            .order_by(Organisation.name, Depot.name))
+    if organisation_ids is not None:
+        stmt = stmt.where(Depot.organisation_id.in_(organisation_ids))
+    return list(session.scalars(stmt))
+
+
+def holds_emergency_stock(session: so.Session, depot_code: str | None, item_code: str | None) -> bool:
+    """Whether the depot holds emergency stock of the item: then a receipt may swap it out."""
+    if not depot_code or not item_code:
+        return False
+    return session.scalar(
+        sa.select(sa.func.count()).select_from(Balance).join(Balance.lot).join(Lot.item).join(Balance.depot)
+        .where(Depot.code == depot_code, Item.code == item_code, Balance.pool == Pool.EMERGENCY.value,
+               Balance.quantity > 0)) > 0
+
+
+def preview_issue(session: so.Session, ctx: Context, *, depot: Depot, item: Item, quantity: int, pool: str,
+                  lot_number: str | None = None, min_remaining_days: int | None = None,
+                  **issue_kwargs: Any) -> list[tuple[Lot, int]]:
+    """The lots an issue would take now, and how much of each: FEFO via ``fefo_preview``; a
+    named lot is tried through the posting path inside a savepoint that is always rolled back,
+    so every rule (status, expiry, remaining shelf life, quantity) is checked and nothing is
+    written."""
+    if lot_number:
+        savepoint = session.begin_nested()
+        try:
+            movements = issue(session, ctx, depot=depot, item=item, quantity=quantity, pool=pool,
+                              lot_number=lot_number, min_remaining_days=min_remaining_days, **issue_kwargs)
+            return [(m.lot, -m.quantity) for m in movements]
+        finally:
+            savepoint.rollback()
+    picks = fefo_preview(session, depot=depot, pool=pool, item=item, quantity=quantity, today=ctx.today,
+                         min_remaining_days=min_remaining_days or 0)
+    return [(p.lot, p.quantity) for p in picks]
+
+
+def posting_legs(session: so.Session, movement: Movement) -> list[Movement]:
+    """The movement and the other legs of its posting that a reversal touches (a transfer's two)."""
+    if movement.kind != MovementKind.TRANSFER:
+        return [movement]
+    return list(session.scalars(sa.select(Movement).where(Movement.posting_id == movement.posting_id)
+                                .order_by(Movement.id)))
+
+
 def stock(session: so.Session, *, organisation_ids: Iterable[int] | None, depot: Depot | None = None,
           item: Item | None = None, pool: str | None = None,
           organisation: Organisation | None = None) -> sa.Select[tuple[Balance]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,23 +18,24 @@ import sqlalchemy.orm as so
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from stockpile.auth import services as auth
-from stockpile.errors import DomainError, Forbidden, NotFound
+from stockpile.errors import DomainError, NotFound
+from stockpile.db import get
 from stockpile.extensions import db
 from stockpile.inventory import gs1
 from stockpile.inventory import services as inventory
-from stockpile.pages import landing_url
-from stockpile.forms import (CATEGORY_LABELS, DISPOSAL_LABELS, DomainForm, FLAG_LABELS,
+from stockpile import pages
+from stockpile.forms import (CATEGORY_LABELS, label, DISPOSAL_LABELS, DomainForm, FLAG_LABELS,
                              KIND_LABELS, MOVEMENT_LABELS, POOL_LABELS, PPE_GROUP_LABELS,
-                             STATUS_LABELS, option)
+                             STATUS_LABELS)
 from stockpile.inventory.forms import (CountForm, DepotForm, DisposalForm, ExtendForm, IssueForm,
                                        ItemForm, LotStatusForm, OrganisationForm, ReceiptForm,
                                        ReverseForm, TransferForm)
-from stockpile.inventory.models import (Balance, Category, Depot, Item, Lot, LotEvent, Movement,
-                                        MovementKind, Organisation, Pool)
+from stockpile.inventory.models import (Category, Depot, Item, Lot, LotEvent, Movement,
+                                        Organisation, Pool)
 from stockpile.web import posting_context as _context
 from stockpile.web import today as _today
 
@@ -42,64 +43,13 @@ bp = Blueprint("inventory", __name__)
 
 # The stock card shows this many of the newest rows unless all are asked for.
 CARD_ROWS = 100
-# Ids are INTEGER columns; a larger id in a URL cannot exist (and PostgreSQL refuses to compare).
-MAX_ID = 2**31 - 1
 
 
-@bp.before_request
-@login_required
-def _signed_in() -> None:
-    """Every page here needs a signed-in user."""
+pages.require_sign_in(bp)
 
-
-# --- shared helpers -----------------------------------------------------------------------
 
 def _readable() -> set[int] | None:
     return auth.readable_organisation_ids(db.session, current_user)
-
-
-def _depots(organisation_ids: set[int] | None) -> list[Depot]:
-    stmt = (sa.select(Depot).join(Depot.organisation).options(so.contains_eager(Depot.organisation))
-            .order_by(Organisation.name, Depot.name))
-    if organisation_ids is not None:
-        stmt = stmt.where(Depot.organisation_id.in_(organisation_ids))
-    return list(db.session.scalars(stmt))
-
-
-def _writable_depots() -> list[Depot]:
-    """The depots the user may record for; 403 if there are none (a read-only role)."""
-    depots = _depots(auth.writable_organisation_ids(current_user))
-    if not depots:
-        raise Forbidden(_("You may not record stock movements: your roles are read-only."))
-    return depots
-
-
-def _depot_choices(depots: Sequence[Depot]) -> list[Any]:
-    several = len({d.organisation_id for d in depots}) > 1
-    return [option(d.code, f"{d.code} — {d.name}" + (f" · {d.organisation.name}" if several else ""))
-            for d in depots]
-
-
-def _item_choices() -> list[Any]:
-    items = db.session.scalars(sa.select(Item).order_by(Item.name))
-    return [option("", _("— choose an item —")), *(option(i.code, f"{i.name} ({i.code})") for i in items)]
-
-
-def _deny_foreign_depots(*fields: str) -> None:
-    """403 when a posted depot exists but is not the user's to change (crafted posts included)."""
-    for field in fields:
-        code = (request.form.get(field) or "").strip()
-        if not code:
-            continue
-        depot = db.session.scalar(sa.select(Depot).where(Depot.code == code))
-        if depot is not None:
-            auth.require_write(current_user, depot.organisation)
-
-
-def _writable_depot(code: str | None, field: str) -> Depot:
-    depot = inventory.by_code(db.session, Depot, (code or "").strip(), field=field)
-    auth.require_write(current_user, depot.organisation)
-    return depot
 
 
 def _item(code: str | None, field: str = "item") -> Item:
@@ -108,29 +58,6 @@ def _item(code: str | None, field: str = "item") -> Item:
 
 def _text(value: str | None) -> str | None:
     return (value or "").strip() or None
-
-
-def _prefill(*names: str) -> dict[str, Any]:
-    """Form defaults from the query string (links from the item page), checked for access."""
-    data: dict[str, Any] = {}
-    for name in names:
-        value = request.args.get(name, "").strip()
-        if value:
-            data[name] = value
-    if "lot" in request.args:
-        data["lot_number"] = request.args["lot"].strip()
-    for field in ("depot", "from_depot"):
-        if field in data:
-            _writable_depot(data[field], field)
-    return data
-
-
-def _refused(form: DomainForm, error: DomainError) -> None:
-    """Undo everything the refused posting wrote and put the reason on the form."""
-    if isinstance(error, Forbidden):
-        raise error
-    db.session.rollback()
-    form.add_domain_error(error)
 
 
 def _back_to_item(item: Item, depot: Depot | None = None) -> Response:
@@ -168,8 +95,6 @@ def _where(depot: Depot, pool: str) -> str:
     return f"{depot.code} ({POOL_LABELS.get(pool, pool)})"
 
 
-# --- template helpers ----------------------------------------------------------------------
-
 @bp.app_template_filter("when")
 def _format_when(value: dt.datetime | None) -> str:
     """A timestamp in the site's time zone, to the minute."""
@@ -192,33 +117,24 @@ def _format_signed(value: int) -> str:
     return f"+{format_decimal(value)}" if value > 0 else f"−{format_decimal(-value)}" if value < 0 else "0"
 
 
-def _label(table: dict[Any, Any], value: str | None) -> str:
-    for key, text in table.items():
-        if key.value == value:
-            return str(text)
-    return value or ""
-
-
 @bp.record_once
 def _register_labels(state: Any) -> None:
     # Globals rather than a context processor: imported macros see globals, not the context.
     state.app.jinja_env.globals.update(
-        pool_label=lambda v: _label(POOL_LABELS, v),
-        kind_label=lambda v: _label(KIND_LABELS, v),
-        category_label=lambda v: _label(CATEGORY_LABELS, v),
-        status_label=lambda v: _label(STATUS_LABELS, v),
-        flag_label=lambda v: _label(FLAG_LABELS, v),
+        pool_label=lambda v: label(POOL_LABELS, v),
+        kind_label=lambda v: label(KIND_LABELS, v),
+        category_label=lambda v: label(CATEGORY_LABELS, v),
+        status_label=lambda v: label(STATUS_LABELS, v),
+        flag_label=lambda v: label(FLAG_LABELS, v),
         movement_label=lambda v: str(MOVEMENT_LABELS.get(v, v)),
-        disposal_label=lambda v: _label(DISPOSAL_LABELS, v),
-        ppe_group_label=lambda v: _label(PPE_GROUP_LABELS, v))
+        disposal_label=lambda v: label(DISPOSAL_LABELS, v),
+        ppe_group_label=lambda v: label(PPE_GROUP_LABELS, v))
 
-
-# --- reading stock -------------------------------------------------------------------------
 
 @bp.route("/")
 def index() -> Response:
     """Each user starts on the coverage page of their role."""
-    return redirect(landing_url(current_user))
+    return redirect(pages.landing_url(current_user))
 
 
 @bp.route("/items")
@@ -292,22 +208,14 @@ def item(code: str) -> str:
                           if writable is None or b.depot.organisation_id in writable})
 
 
-# --- recording movements -------------------------------------------------------------------
-
 @bp.route("/receipts/new", methods=["GET", "POST"])
 def receipt() -> Any:
-    depots = _writable_depots()
-    if request.method == "POST":
-        _deny_foreign_depots("depot")
-        form = ReceiptForm()
-    else:
-        form = ReceiptForm(data={**_prefill("depot", "pool", "item"), "swap": request.args.get("swap") == "1"})
-    form.depot.choices = _depot_choices(depots)
-    form.item.choices = _item_choices()
+    form, depots = pages.movement_form(ReceiptForm, prefilled=("pool", "item"),
+                                       data={"swap": request.args.get("swap") == "1"})
 
     def page(status: int = 200, scanned: bool = False) -> tuple[str, int]:
         depot_code = form.depot.data or (depots[0].code if len(depots) == 1 else None)
-        show_swap = bool(form.swap.data) or _holds_emergency_stock(depot_code, form.item.data)
+        show_swap = bool(form.swap.data) or inventory.holds_emergency_stock(db.session, depot_code, form.item.data)
         return _render_form(form, title=_("Record a receipt"), submit=_("Record receipt"),
                             template="inventory/receipt.html", status=status, scanned=scanned,
                             show_swap=show_swap)
@@ -320,7 +228,7 @@ def receipt() -> Any:
         try:
             item, lot_number, expiry = gs1.for_receipt(db.session, scan)
         except DomainError as error:
-            _refused(form, error)
+            pages.refused(form, error)
             return page(422)
         form.item.data, form.lot_number.data, form.expiry.data = item.code, lot_number, expiry
         # Fields render what was posted (raw_data) before their data; show the scan instead.
@@ -331,7 +239,7 @@ def receipt() -> Any:
     if not form.validate():
         return page(422)
     try:
-        depot = _writable_depot(form.depot.data, "depot")
+        depot = pages.writable_depot(form.depot.data, "depot")
         if scan:
             item, lot_number, expiry = gs1.for_receipt(db.session, scan)
             _check_scan_agrees(form, item, lot_number, expiry)
@@ -353,7 +261,7 @@ def receipt() -> Any:
                                           reference=_text(form.reference.data))
         db.session.commit()
     except DomainError as error:
-        _refused(form, error)
+        pages.refused(form, error)
         return page(422)
     lot = movements[0].lot
     if form.swap.data:
@@ -367,16 +275,6 @@ def receipt() -> Any:
             quantity=format_decimal(form.quantity.data), item=item.name, lot=_lot_label(lot),
             where=_where(depot, form.pool.data)), "success")
     return _back_to_item(item)
-
-
-def _holds_emergency_stock(depot_code: str | None, item_code: str | None) -> bool:
-    """Whether the depot holds emergency stock of the item: then a receipt may swap it out."""
-    if not depot_code or not item_code:
-        return False
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Balance).join(Balance.lot).join(Lot.item).join(Balance.depot)
-        .where(Depot.code == depot_code, Item.code == item_code, Balance.pool == Pool.EMERGENCY.value,
-               Balance.quantity > 0)) > 0
 
 
 def _check_scan_agrees(form: ReceiptForm, item: Item, lot_number: str, expiry: dt.date | None) -> None:
@@ -404,26 +302,12 @@ def _issue_kwargs(form: IssueForm) -> dict[str, Any]:
 
 
 def _issue_preview(form: IssueForm, depot: Depot, item: Item) -> list[dict[str, Any]]:
-    """The lots the issue would take now: FEFO via ``fefo_preview``; a named lot is tried
-    through the posting path inside a savepoint that is always rolled back, so every rule
-    (status, expiry, remaining shelf life, quantity) is checked and nothing is written."""
-    kwargs = _issue_kwargs(form)
-    if kwargs["lot_number"]:
-        savepoint = db.session.begin_nested()
-        try:
-            movements = inventory.issue(db.session, _context(), depot=depot, item=item, **kwargs)
-            taken = [(m.lot, -m.quantity) for m in movements]
-        finally:
-            savepoint.rollback()
-    else:
-        picks = inventory.fefo_preview(db.session, depot=depot, pool=form.pool.data, item=item,
-                                       quantity=form.quantity.data, today=_today(),
-                                       min_remaining_days=form.min_remaining_days.data or 0)
-        taken = [(p.lot, p.quantity) for p in picks]
+    """The lots the issue would take now, with what each holds, as plain values: the caller
+    ends the transaction before the page is rendered."""
+    taken = inventory.preview_issue(db.session, _context(), depot=depot, item=item, **_issue_kwargs(form))
     on_hand = {b.lot.id: b.quantity for b in db.session.scalars(
         inventory.stock(db.session, organisation_ids=None, depot=depot, item=item, pool=form.pool.data))}
     today = _today()
-    # Plain values: the caller ends the transaction before the page is rendered.
     return [{"lot_id": lot.id, "lot_number": lot.lot_number, "expiry": lot.expiry,
              "original_expiry": lot.original_expiry, "status": lot.status, "quantity": quantity,
              "on_hand": on_hand.get(lot.id, 0),
@@ -433,14 +317,7 @@ def _issue_preview(form: IssueForm, depot: Depot, item: Item) -> list[dict[str, 
 
 @bp.route("/issues/new", methods=["GET", "POST"])
 def issue() -> Any:
-    depots = _writable_depots()
-    if request.method == "POST":
-        _deny_foreign_depots("depot")
-        form = IssueForm()
-    else:
-        form = IssueForm(data=_prefill("depot", "pool", "item", "quantity", "recipient"))
-    form.depot.choices = _depot_choices(depots)
-    form.item.choices = _item_choices()
+    form, _depots = pages.movement_form(IssueForm, prefilled=("pool", "item", "quantity", "recipient"))
 
     def page(status: int = 200) -> tuple[str, int]:
         return _render_form(form, title=_("Issue stock"), submit=_("Show the FEFO pick"),
@@ -452,7 +329,7 @@ def issue() -> Any:
     if not form.validate():
         return page(422)
     try:
-        depot = _writable_depot(form.depot.data, "depot")
+        depot = pages.writable_depot(form.depot.data, "depot")
         item = _item(form.item.data)
         if action == "confirm":
             movements = inventory.issue(db.session, _context(), depot=depot, item=item,
@@ -465,7 +342,7 @@ def issue() -> Any:
         else:
             return _confirm_page(form, depot, item)
     except DomainError as error:
-        _refused(form, error)
+        pages.refused(form, error)
         return page(422)
     taken = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=-m.quantity)
                       for m in movements)
@@ -485,14 +362,8 @@ def _confirm_page(form: IssueForm, depot: Depot, item: Item, changed: bool = Fal
 
 @bp.route("/transfers/new", methods=["GET", "POST"])
 def transfer() -> Any:
-    depots = _writable_depots()
-    if request.method == "POST":
-        _deny_foreign_depots("from_depot", "to_depot")
-        form = TransferForm()
-    else:
-        form = TransferForm(data=_prefill("from_depot", "from_pool", "to_depot", "to_pool", "item", "quantity"))
-    form.from_depot.choices = form.to_depot.choices = _depot_choices(depots)
-    form.item.choices = _item_choices()
+    form, _depots = pages.movement_form(TransferForm, depot_fields=("from_depot", "to_depot"),
+                                        prefilled=("from_pool", "to_pool", "item", "quantity"))
 
     def page(status: int = 200) -> tuple[str, int]:
         return _render_form(form, title=_("Transfer stock"), submit=_("Record transfer"),
@@ -500,21 +371,20 @@ def transfer() -> Any:
                                 "Moves stock between depots or between the operational and the "
                                 "emergency pool. Both legs are recorded together."))
 
-    if request.method == "GET" or not form.validate():
-        return page(422 if request.method == "POST" else 200)
-    try:
-        from_depot = _writable_depot(form.from_depot.data, "from_depot")
-        to_depot = _writable_depot(form.to_depot.data, "to_depot")
+    def record() -> tuple[Depot, Depot, Item, list[Movement]]:
+        from_depot = pages.writable_depot(form.from_depot.data, "from_depot")
+        to_depot = pages.writable_depot(form.to_depot.data, "to_depot")
         item = _item(form.item.data)
-        movements = inventory.transfer(
-            db.session, _context(), from_depot=from_depot, from_pool=form.from_pool.data,
-            to_depot=to_depot, to_pool=form.to_pool.data, item=item, quantity=form.quantity.data,
+        return from_depot, to_depot, item, inventory.transfer(
+            db.session, _context(), from_depot=from_depot, from_pool=form.from_pool.data, to_depot=to_depot,
+            to_pool=form.to_pool.data, item=item, quantity=form.quantity.data,
             lot_number=_text(form.lot_number.data), reference=_text(form.reference.data),
             reason=_text(form.reason.data))
-        db.session.commit()
-    except DomainError as error:
-        _refused(form, error)
-        return page(422)
+
+    submitted = pages.submit(form, record)
+    if not submitted.done:
+        return page(submitted.status)
+    from_depot, to_depot, item, movements = submitted.result
     lots = ", ".join(_("lot %(lot)s %(quantity)s", lot=m.lot.lot_number, quantity=m.quantity)
                      for m in movements if m.quantity > 0)
     flash(_("Moved %(quantity)s × %(item)s from %(source)s to %(target)s: %(lots)s.",
@@ -526,14 +396,7 @@ def transfer() -> Any:
 
 @bp.route("/counts/new", methods=["GET", "POST"])
 def count() -> Any:
-    depots = _writable_depots()
-    if request.method == "POST":
-        _deny_foreign_depots("depot")
-        form = CountForm()
-    else:
-        form = CountForm(data=_prefill("depot", "pool", "item"))
-    form.depot.choices = _depot_choices(depots)
-    form.item.choices = _item_choices()
+    form, _depots = pages.movement_form(CountForm, prefilled=("pool", "item"))
 
     def page(status: int = 200) -> tuple[str, int]:
         return _render_form(form, title=_("Record a stock count"), submit=_("Record count"),
@@ -541,19 +404,18 @@ def count() -> Any:
                                 "Enter what is physically on the shelf for one lot. The difference "
                                 "to the books is recorded as a correction."))
 
-    if request.method == "GET" or not form.validate():
-        return page(422 if request.method == "POST" else 200)
-    try:
-        depot = _writable_depot(form.depot.data, "depot")
+    def record() -> tuple[Depot, Item, list[Movement]]:
+        depot = pages.writable_depot(form.depot.data, "depot")
         item = _item(form.item.data)
-        movements = inventory.adjust_to_count(
+        return depot, item, inventory.adjust_to_count(
             db.session, _context(), depot=depot, pool=form.pool.data, item=item,
             lot_number=(form.lot_number.data or "").strip(), counted_quantity=form.counted_quantity.data,
             reason=form.reason.data or "", reference=_text(form.reference.data))
-        db.session.commit()
-    except DomainError as error:
-        _refused(form, error)
-        return page(422)
+
+    submitted = pages.submit(form, record)
+    if not submitted.done:
+        return page(submitted.status)
+    depot, item, movements = submitted.result
     lot_number = (form.lot_number.data or "").strip()
     if movements:
         flash(_("Count recorded: lot %(lot)s in %(where)s corrected by %(delta)s to %(counted)s.",
@@ -569,31 +431,24 @@ def count() -> Any:
 
 @bp.route("/disposals/new", methods=["GET", "POST"])
 def disposal() -> Any:
-    depots = _writable_depots()
-    if request.method == "POST":
-        _deny_foreign_depots("depot")
-        form = DisposalForm()
-    else:
-        form = DisposalForm(data=_prefill("depot", "pool", "item", "reason", "quantity"))
-    form.depot.choices = _depot_choices(depots)
-    form.item.choices = _item_choices()
+    form, _depots = pages.movement_form(DisposalForm, prefilled=("pool", "item", "reason", "quantity"))
 
     def page(status: int = 200) -> tuple[str, int]:
         return _render_form(form, title=_("Dispose of stock"), submit=_("Record disposal"),
                             status=status, intro=_("Writes stock off: expired, damaged or recalled."))
 
-    if request.method == "GET" or not form.validate():
-        return page(422 if request.method == "POST" else 200)
-    try:
-        depot = _writable_depot(form.depot.data, "depot")
+    def record() -> tuple[Depot, Item]:
+        depot = pages.writable_depot(form.depot.data, "depot")
         item = _item(form.item.data)
         inventory.dispose(db.session, _context(), depot=depot, pool=form.pool.data, item=item,
                           lot_number=(form.lot_number.data or "").strip(), quantity=form.quantity.data,
                           reason=form.reason.data, reference=_text(form.reference.data))
-        db.session.commit()
-    except DomainError as error:
-        _refused(form, error)
-        return page(422)
+        return depot, item
+
+    submitted = pages.submit(form, record)
+    if not submitted.done:
+        return page(submitted.status)
+    depot, item = submitted.result
     flash(_("Disposed of %(quantity)s × %(item)s, lot %(lot)s, from %(where)s (%(reason)s).",
             quantity=format_decimal(form.quantity.data), item=item.name,
             lot=(form.lot_number.data or "").strip(), where=_where(depot, form.pool.data),
@@ -604,13 +459,10 @@ def disposal() -> Any:
 def _movement_to_reverse(movement_id: int) -> tuple[Movement, list[Movement]]:
     """The movement and every leg a reversal would touch; 404 if unreadable, 403 if not writable."""
     session = db.session
-    movement = session.get(Movement, movement_id) if movement_id <= MAX_ID else None
+    movement = get(session, Movement, movement_id)
     if movement is None or not auth.can_read(session, current_user, movement.depot.organisation_id):
         raise NotFound(_("No movement %(id)s.", id=movement_id))
-    legs = [movement]
-    if movement.kind == MovementKind.TRANSFER:
-        legs = list(session.scalars(sa.select(Movement).where(
-            Movement.posting_id == movement.posting_id).order_by(Movement.id)))
+    legs = inventory.posting_legs(session, movement)
     for leg in legs:
         auth.require_write(current_user, leg.depot.organisation)
     return movement, legs
@@ -620,22 +472,14 @@ def _movement_to_reverse(movement_id: int) -> tuple[Movement, list[Movement]]:
 def reverse(movement_id: int) -> Any:
     movement, legs = _movement_to_reverse(movement_id)
     form = ReverseForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            inventory.reverse(db.session, _context(), movement=movement, reason=form.reason.data or "")
-            db.session.commit()
-        except DomainError as error:
-            _refused(form, error)
-            status = 422
-        else:
-            flash(_("Movement %(id)s (%(kind)s of %(quantity)s, lot %(lot)s) is reversed.",
-                    id=movement.id, kind=str(MOVEMENT_LABELS.get(movement.kind, movement.kind)).lower(),
-                    quantity=_format_signed(movement.quantity), lot=movement.lot.lot_number), "success")
-            return _back_to_item(movement.lot.item)
-    elif request.method == "POST":
-        status = 422
-    return render_template("inventory/reverse.html", form=form, movement=movement, legs=legs), status
+    submitted = pages.submit(form, lambda: inventory.reverse(db.session, _context(), movement=movement,
+                                                              reason=form.reason.data or ""))
+    if submitted.done:
+        flash(_("Movement %(id)s (%(kind)s of %(quantity)s, lot %(lot)s) is reversed.",
+                id=movement.id, kind=str(MOVEMENT_LABELS.get(movement.kind, movement.kind)).lower(),
+                quantity=_format_signed(movement.quantity), lot=movement.lot.lot_number), "success")
+        return _back_to_item(movement.lot.item)
+    return render_template("inventory/reverse.html", form=form, movement=movement, legs=legs), submitted.status
 
 
 def _lot_to_change(code: str, lot_number: str) -> Lot:
@@ -654,62 +498,36 @@ def _lot_to_change(code: str, lot_number: str) -> Lot:
 def lot_status(code: str, lot_number: str) -> Any:
     lot = _lot_to_change(code, lot_number)
     form = LotStatusForm(data={"status": lot.status} if request.method == "GET" else None)
-    status = 200
-    if form.validate_on_submit():
-        try:
-            inventory.set_lot_status(db.session, _context(), lot=lot, status=form.status.data,
-                                     reason=form.reason.data or "")
-            db.session.commit()
-        except DomainError as error:
-            _refused(form, error)
-            status = 422
-        else:
-            flash(_("Lot %(lot)s of %(item)s is now %(status)s.", lot=lot.lot_number,
-                    item=lot.item.name, status=str(STATUS_LABELS.get(form.status.data, "")).lower()),
-                  "success")
-            return _back_to_item(lot.item)
-    elif request.method == "POST":
-        status = 422
+    submitted = pages.submit(form, lambda: inventory.set_lot_status(
+        db.session, _context(), lot=lot, status=form.status.data, reason=form.reason.data or ""))
+    if submitted.done:
+        flash(_("Lot %(lot)s of %(item)s is now %(status)s.", lot=lot.lot_number,
+                item=lot.item.name, status=str(STATUS_LABELS.get(form.status.data, "")).lower()),
+              "success")
+        return _back_to_item(lot.item)
     return render_template("inventory/lot_form.html", form=form, lot=lot,
                            title=_("Change the status of lot %(lot)s", lot=lot.lot_number),
                            submit=_("Change status"), intro=_(
                                "Quarantined and recalled lots are never issued; releasing a lot "
-                               "makes it available again.")), status
+                               "makes it available again.")), submitted.status
 
 
 @bp.route("/items/<code>/lots/<path:lot_number>/extend", methods=["GET", "POST"])
 def lot_extend(code: str, lot_number: str) -> Any:
     lot = _lot_to_change(code, lot_number)
     form = ExtendForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            inventory.extend_shelf_life(db.session, _context(), lot=lot, new_expiry=form.new_expiry.data,
-                                        reason=form.reason.data or "")
-            db.session.commit()
-        except DomainError as error:
-            _refused(form, error)
-            status = 422
-        else:
-            flash(_("Lot %(lot)s of %(item)s now expires %(expiry)s (printed expiry %(printed)s).",
-                    lot=lot.lot_number, item=lot.item.name, expiry=_format_day(lot.expiry),
-                    printed=_format_day(lot.original_expiry)), "success")
-            return _back_to_item(lot.item)
-    elif request.method == "POST":
-        status = 422
+    submitted = pages.submit(form, lambda: inventory.extend_shelf_life(
+        db.session, _context(), lot=lot, new_expiry=form.new_expiry.data, reason=form.reason.data or ""))
+    if submitted.done:
+        flash(_("Lot %(lot)s of %(item)s now expires %(expiry)s (printed expiry %(printed)s).",
+                lot=lot.lot_number, item=lot.item.name, expiry=_format_day(lot.expiry),
+                printed=_format_day(lot.original_expiry)), "success")
+        return _back_to_item(lot.item)
     return render_template("inventory/lot_form.html", form=form, lot=lot,
                            title=_("Extend the shelf life of lot %(lot)s", lot=lot.lot_number),
                            submit=_("Extend shelf life"), intro=_(
                                "The printed expiry is kept; the new date decides what is usable "
-                               "from now on.")), status
-
-
-# --- master data administration ---------------------------------------------------------------
-
-def _organisation_choices(blank: str | None = None) -> list[Any]:
-    orgs = db.session.scalars(sa.select(Organisation).order_by(Organisation.name))
-    options = [option(o.code, f"{o.name} ({o.code})") for o in orgs]
-    return [option("", blank), *options] if blank is not None else options
+                               "from now on.")), submitted.status
 
 
 def _organisation_tree() -> list[tuple[Organisation, int]]:
@@ -735,71 +553,46 @@ def _organisation_tree() -> list[tuple[Organisation, int]]:
 def organisations() -> Any:
     auth.require_admin(current_user)
     form = OrganisationForm()
-    form.parent.choices = _organisation_choices(blank=_("— none (top level) —"))
-    status = 200
-    if form.validate_on_submit():
-        try:
-            org = inventory.create_organisation(
-                db.session, code=(form.code.data or "").strip(), name=form.name.data or "",
-                kind=form.kind.data, parent=_text(form.parent.data), population=form.population.data)
-            db.session.commit()
-        except DomainError as error:
-            _refused(form, error)
-            status = 422
-        else:
-            flash(_("Organisation %(name)s (%(code)s) created.", name=org.name, code=org.code), "success")
-            return redirect(url_for("inventory.organisations"))
-    elif request.method == "POST":
-        status = 422
-    return render_template("admin/organisations.html", form=form, tree=_organisation_tree()), status
+    form.parent.choices = pages.organisation_choices(blank=_("— none (top level) —"))
+    submitted = pages.submit(form, lambda: inventory.create_organisation(
+        db.session, code=(form.code.data or "").strip(), name=form.name.data or "", kind=form.kind.data,
+        parent=_text(form.parent.data), population=form.population.data))
+    if submitted.done:
+        org = submitted.result
+        flash(_("Organisation %(name)s (%(code)s) created.", name=org.name, code=org.code), "success")
+        return redirect(url_for("inventory.organisations"))
+    return render_template("admin/organisations.html", form=form, tree=_organisation_tree()), submitted.status
 
 
 @bp.route("/admin/depots", methods=["GET", "POST"])
 def depots() -> Any:
     auth.require_admin(current_user)
     form = DepotForm()
-    form.organisation.choices = _organisation_choices(blank=_("— choose —"))
-    status = 200
-    if form.validate_on_submit():
-        try:
-            organisation = inventory.by_code(db.session, Organisation, form.organisation.data or "",
-                                             field="organisation")
-            depot = inventory.create_depot(db.session, code=(form.code.data or "").strip(),
-                                           name=form.name.data or "", organisation=organisation)
-            db.session.commit()
-        except DomainError as error:
-            _refused(form, error)
-            status = 422
-        else:
-            flash(_("Depot %(name)s (%(code)s) created for %(organisation)s.", name=depot.name,
-                    code=depot.code, organisation=organisation.name), "success")
-            return redirect(url_for("inventory.depots"))
-    elif request.method == "POST":
-        status = 422
-    return render_template("admin/depots.html", form=form, depots=_depots(None)), status
+    form.organisation.choices = pages.organisation_choices(blank=_("— choose —"))
+    submitted = pages.submit(form, lambda: inventory.create_depot(
+        db.session, code=(form.code.data or "").strip(), name=form.name.data or "",
+        organisation=inventory.by_code(db.session, Organisation, form.organisation.data or "", field="organisation")))
+    if submitted.done:
+        depot = submitted.result
+        flash(_("Depot %(name)s (%(code)s) created for %(organisation)s.", name=depot.name,
+                code=depot.code, organisation=depot.organisation.name), "success")
+        return redirect(url_for("inventory.depots"))
+    return render_template("admin/depots.html", form=form,
+                           depots=inventory.depots(db.session, None)), submitted.status
 
 
 @bp.route("/admin/items", methods=["GET", "POST"])
 def item_admin() -> Any:
     auth.require_item_manager(current_user)
     form = ItemForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            new = inventory.create_item(
-                db.session, code=(form.code.data or "").strip(), name=form.name.data or "",
-                category=form.category.data, unit=form.unit.data or "", pack_size=form.pack_size.data,
-                gtin=_text(form.gtin.data), atc=_text(form.atc.data),
-                ppe_group=_text(form.ppe_group.data), has_expiry=bool(form.has_expiry.data))
-            db.session.commit()
-        except DomainError as error:
-            _refused(form, error)
-            status = 422
-        else:
-            flash(_("Item %(name)s (%(code)s) created.", name=new.name, code=new.code), "success")
-            return redirect(url_for("inventory.item_admin"))
-    elif request.method == "POST":
-        status = 422
+    submitted = pages.submit(form, lambda: inventory.create_item(
+        db.session, code=(form.code.data or "").strip(), name=form.name.data or "", category=form.category.data,
+        unit=form.unit.data or "", pack_size=form.pack_size.data, gtin=_text(form.gtin.data),
+        atc=_text(form.atc.data), ppe_group=_text(form.ppe_group.data), has_expiry=bool(form.has_expiry.data)))
+    if submitted.done:
+        new = submitted.result
+        flash(_("Item %(name)s (%(code)s) created.", name=new.name, code=new.code), "success")
+        return redirect(url_for("inventory.item_admin"))
     all_items = db.session.scalars(sa.select(Item).order_by(Item.category, Item.name)).all()
-    return render_template("admin/items.html", form=form, items=all_items), status
+    return render_template("admin/items.html", form=form, items=all_items), submitted.status
 
