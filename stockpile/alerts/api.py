@@ -19,7 +19,7 @@ from stockpile.auth import services as auth
 from stockpile.db import get
 from stockpile.errors import Forbidden, NotFound
 from stockpile.extensions import csrf, db
-from stockpile.inventory.api import _readable_organisation
+from stockpile.inventory.api import readable_organisation
 
 bp = Blueprint("alerts_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
@@ -33,7 +33,7 @@ ALERT_DETAIL = schemas.AlertDetailOutputSchema()
 def list_alerts() -> Response:
     args = load_args(schemas.AlertQueryInputSchema())
     session = db.session
-    organisation = _readable_organisation(args["organisation"]) if args["organisation"] else None
+    organisation = readable_organisation(args["organisation"]) if args["organisation"] else None
     rule = alerts.require_rule(session, args["rule"]) if args["rule"] is not None else None
     return paginate(alerts.visible_alerts(session, auth.readable_organisation_ids(session, current_user()),
                                           state=args["state"], severity=args["severity"],

@@ -19,10 +19,11 @@ from flask import Blueprint, Response, jsonify
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
 from stockpile.errors import Conflict, Forbidden, InvalidInput, NotFound
+from stockpile.db import get
 from stockpile.extensions import csrf, db
 from stockpile.coverage import services as coverage
 from stockpile.coverage import schemas
-from stockpile.inventory.api import _find, _readable_organisation
+from stockpile.inventory.api import find, readable_organisation
 from stockpile.coverage.models import Baseline, Policy, Scenario
 from stockpile.inventory.models import Item, Organisation
 from stockpile.web import posting_context as _context
@@ -39,21 +40,17 @@ IN_FORCE = schemas.BaselineInForceOutputSchema()
 POLICY = schemas.PolicyOutputSchema()
 SCENARIO = schemas.ScenarioOutputSchema()
 
-_MAX_ID = 2**31 - 1  # ids are INTEGER columns
-
 
 def _today(date: dt.date | None) -> dt.date:
     return date or today()
 
 
-# --- coverage ------------------------------------------------------------------------------
-
 @bp.get("/coverage")
 def list_coverage() -> Response:
     args = load_args(schemas.CoverageQueryInputSchema())
     session = db.session
-    organisation = _readable_organisation(args["organisation"])
-    item = _find(Item, args["item"], "item") if args["item"] else None
+    organisation = readable_organisation(args["organisation"])
+    item = find(Item, args["item"], "item") if args["item"] else None
     today = _today(args["date"])
     rows = coverage.evaluate(session, [organisation], today=today, item=item, pool=args["pool"],
                              scenario=args["scenario"])
@@ -88,7 +85,7 @@ def _policy_totals(summaries: list[coverage.PolicySummary]) -> list[dict[str, An
 def coverage_summary() -> Response:
     args = load_args(schemas.CoverageSummaryQueryInputSchema())
     session = db.session
-    parent = _readable_organisation(args["parent"], "parent")
+    parent = readable_organisation(args["parent"], "parent")
     readable = auth.readable_organisation_ids(session, current_user())
     members = [m for m in coverage.members_of(session, parent) if readable is None or m.id in readable]
     today = _today(args["date"])
@@ -98,8 +95,6 @@ def coverage_summary() -> Response:
                     "scenario": args["scenario"], "policies": _policy_totals(summaries),
                     "members": SUMMARY.dump(summaries, many=True)})
 
-
-# --- baselines -----------------------------------------------------------------------------
 
 def _in_force(session: so.Session, organisation: Organisation, item: Item,
               today: dt.date) -> dict[str, Any]:
@@ -122,8 +117,8 @@ def _in_force(session: so.Session, organisation: Organisation, item: Item,
 def set_baseline(organisation: str, item: str) -> tuple[dict[str, Any], int]:
     data = load(schemas.BaselineInputSchema())
     session = db.session
-    org = _find(Organisation, organisation, "organisation")
-    the_item = _find(Item, item, "item")
+    org = find(Organisation, organisation, "organisation")
+    the_item = find(Item, item, "item")
     if not auth.can_write(current_user(), org.id):
         raise Forbidden(f"You may not change baselines of {org.code}: only those who record its "
                         "stock, and administrators, may.")
@@ -144,8 +139,8 @@ def set_baseline(organisation: str, item: str) -> tuple[dict[str, Any], int]:
 def get_baseline(organisation: str, item: str) -> Response:
     args = load_args(schemas.BaselineQueryInputSchema())
     session = db.session
-    org = _readable_organisation(organisation)
-    the_item = _find(Item, item, "item")
+    org = readable_organisation(organisation)
+    the_item = find(Item, item, "item")
     history = session.scalars(
         sa.select(Baseline).where(Baseline.organisation_id == org.id, Baseline.item_id == the_item.id)
         .options(so.selectinload(Baseline.recorded_by))
@@ -154,20 +149,18 @@ def get_baseline(organisation: str, item: str) -> Response:
                     "history": BASELINE.dump(history.all(), many=True)})
 
 
-# --- policies ------------------------------------------------------------------------------
-
 def _scope(data: dict[str, Any]) -> dict[str, Any]:
     """Organisation and item codes of a policy body looked up (404 naming the field if unknown)."""
     found = dict(data)
     if data.get("organisation") is not None:
-        found["organisation"] = _find(Organisation, data["organisation"], "organisation")
+        found["organisation"] = find(Organisation, data["organisation"], "organisation")
     if data.get("item") is not None:
-        found["item"] = _find(Item, data["item"], "item")
+        found["item"] = find(Item, data["item"], "item")
     return found
 
 
 def _policy(policy_id: int) -> Policy:
-    policy = db.session.get(Policy, policy_id) if policy_id <= _MAX_ID else None
+    policy = get(db.session, Policy, policy_id)
     if policy is None:
         raise NotFound(f"No policy {policy_id}.", fields={"id": ["Unknown policy."]})
     return policy
@@ -223,8 +216,6 @@ def change_policy(policy_id: int) -> tuple[dict[str, Any], int]:
     return POLICY.dump(policy), 200
 
 
-# --- scenarios -----------------------------------------------------------------------------
-
 @bp.get("/scenarios")
 def list_scenarios() -> Response:
     load_args(schemas.ListInputSchema())
@@ -243,7 +234,7 @@ def create_scenario() -> tuple[dict[str, Any], int]:
                        fields={"name": ["Already taken."]})
     item_factors = {}
     for code, factor in data["item_factors"].items():
-        item_factors[_find(Item, code, "item_factors")] = factor
+        item_factors[find(Item, code, "item_factors")] = factor
     scenario = coverage.save_scenario(session, name=data["name"], description=data["description"],
                                        factors=data["factors"], item_factors=item_factors)
     return SCENARIO.dump(scenario), 201

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
-from stockpile.db import Base
+from stockpile.db import Base, get
 from stockpile.errors import NotFound
 from stockpile.extensions import csrf, db
 from stockpile.inventory import gs1, schemas
@@ -39,10 +39,8 @@ BALANCE = schemas.BalanceOutputSchema()
 LOT = schemas.LotOutputSchema()
 LOT_EVENT = schemas.LotEventOutputSchema()
 
-_MAX_ID = 2**31 - 1  # ids are INTEGER columns
 
-
-def _find(model: type[M], code: str, field: str) -> M:
+def find(model: type[M], code: str, field: str) -> M:
     """The row of ``model`` with ``code``; 404 naming ``field`` when there is none.
 
     Codes from the URL are not validated by a schema, so a value no column could hold is
@@ -54,20 +52,20 @@ def _find(model: type[M], code: str, field: str) -> M:
     return inventory.by_code(db.session, model, code, field=field)
 
 
-def _readable_organisation(code: str, field: str = "organisation") -> Organisation:
-    organisation = _find(Organisation, code, field)
+def readable_organisation(code: str, field: str = "organisation") -> Organisation:
+    organisation = find(Organisation, code, field)
     auth.require_read(db.session, current_user(), organisation)
     return organisation
 
 
 def _readable_depot(code: str, field: str = "depot") -> Depot:
-    depot = _find(Depot, code, field)
+    depot = find(Depot, code, field)
     auth.require_read(db.session, current_user(), depot.organisation)
     return depot
 
 
 def _writable_depot(code: str, field: str = "depot") -> Depot:
-    depot = _find(Depot, code, field)
+    depot = find(Depot, code, field)
     auth.require_write(current_user(), depot.organisation)
     return depot
 
@@ -75,8 +73,6 @@ def _writable_depot(code: str, field: str = "depot") -> Depot:
 def _recorded(movements: list[Movement], status: int = 201) -> tuple[dict[str, Any], int]:
     return {"movements": MOVEMENT.dump(movements, many=True)}, status
 
-
-# --- organisations and depots --------------------------------------------------------------
 
 @bp.post("/organisations")
 @writes
@@ -100,7 +96,7 @@ def list_organisations() -> Response:
 
 @bp.get("/organisations/<code>")
 def get_organisation(code: str) -> Response:
-    return jsonify(ORGANISATION.dump(_readable_organisation(code, "code")))
+    return jsonify(ORGANISATION.dump(readable_organisation(code, "code")))
 
 
 @bp.post("/depots")
@@ -108,7 +104,7 @@ def get_organisation(code: str) -> Response:
 def create_depot() -> tuple[dict[str, Any], int]:
     auth.require_admin(current_user())
     data = load(schemas.DepotInputSchema())
-    organisation = _find(Organisation, data["organisation"], "organisation")
+    organisation = find(Organisation, data["organisation"], "organisation")
     depot = inventory.create_depot(db.session, code=data["code"], name=data["name"],
                                    organisation=organisation)
     return DEPOT.dump(depot), 201
@@ -119,7 +115,7 @@ def list_depots() -> Response:
     args = load_args(schemas.DepotQueryInputSchema())
     stmt = sa.select(Depot).options(so.joinedload(Depot.organisation)).order_by(Depot.code)
     if args["organisation"] is not None:
-        stmt = stmt.where(Depot.organisation_id == _readable_organisation(args["organisation"]).id)
+        stmt = stmt.where(Depot.organisation_id == readable_organisation(args["organisation"]).id)
     readable = auth.readable_organisation_ids(db.session, current_user())
     if readable is not None:
         stmt = stmt.where(Depot.organisation_id.in_(readable))
@@ -130,8 +126,6 @@ def list_depots() -> Response:
 def get_depot(code: str) -> Response:
     return jsonify(DEPOT.dump(_readable_depot(code, "code")))
 
-
-# --- items (a catalogue shared by every organisation) -----------------------------------------
 
 @bp.post("/items")
 @writes
@@ -150,10 +144,8 @@ def list_items() -> Response:
 
 @bp.get("/items/<code>")
 def get_item(code: str) -> Response:
-    return jsonify(ITEM.dump(_find(Item, code, "code")))
+    return jsonify(ITEM.dump(find(Item, code, "code")))
 
-
-# --- recording stock movements -------------------------------------------------------------
 
 @bp.post("/receipts")
 @writes
@@ -164,7 +156,7 @@ def record_receipt() -> tuple[dict[str, Any], int]:
     if "gs1" in data:
         item, lot_number, expiry = gs1.for_receipt(db.session, data["gs1"])
     else:
-        item = _find(Item, data["item"], "item")
+        item = find(Item, data["item"], "item")
         lot_number, expiry = data["lot_number"], data.get("expiry")
     if data["swap"]:
         movements = inventory.receive_with_swap(db.session, ctx, depot=depot, item=item, lot_number=lot_number,
@@ -182,7 +174,7 @@ def record_receipt() -> tuple[dict[str, Any], int]:
 def record_issue() -> tuple[dict[str, Any], int]:
     data = load(schemas.IssueInputSchema())
     depot = _writable_depot(data["depot"])
-    item = _find(Item, data["item"], "item")
+    item = find(Item, data["item"], "item")
     movements = inventory.issue(
         db.session, _context(data["occurred_at"]), depot=depot, item=item,
         quantity=data["quantity"], pool=data["pool"], recipient=data["recipient"],
@@ -199,7 +191,7 @@ def record_transfer() -> tuple[dict[str, Any], int]:
     # Stock leaves one organisation and arrives in the other: both must be the user's to change.
     from_depot = _writable_depot(data["from_depot"], "from_depot")
     to_depot = _writable_depot(data["to_depot"], "to_depot")
-    item = _find(Item, data["item"], "item")
+    item = find(Item, data["item"], "item")
     movements = inventory.transfer(
         db.session, _context(data["occurred_at"]), from_depot=from_depot,
         from_pool=data["from_pool"], to_depot=to_depot, to_pool=data["to_pool"], item=item,
@@ -213,7 +205,7 @@ def record_transfer() -> tuple[dict[str, Any], int]:
 def record_adjustment() -> tuple[dict[str, Any], int]:
     data = load(schemas.AdjustmentInputSchema())
     depot = _writable_depot(data["depot"])
-    item = _find(Item, data["item"], "item")
+    item = find(Item, data["item"], "item")
     movements = inventory.adjust_to_count(
         db.session, _context(data["occurred_at"]), depot=depot, pool=data["pool"], item=item,
         lot_number=data["lot_number"], counted_quantity=data["counted_quantity"],
@@ -227,7 +219,7 @@ def record_adjustment() -> tuple[dict[str, Any], int]:
 def record_disposal() -> tuple[dict[str, Any], int]:
     data = load(schemas.DisposalInputSchema())
     depot = _writable_depot(data["depot"])
-    item = _find(Item, data["item"], "item")
+    item = find(Item, data["item"], "item")
     movements = inventory.dispose(
         db.session, _context(data["occurred_at"]), depot=depot, pool=data["pool"], item=item,
         lot_number=data["lot_number"], quantity=data["quantity"], reason=data["reason"],
@@ -241,7 +233,7 @@ def reverse_movement(movement_id: int) -> tuple[dict[str, Any], int]:
     data = load(schemas.ReversalInputSchema())
     session = db.session
     user = current_user()
-    movement = session.get(Movement, movement_id) if movement_id <= _MAX_ID else None
+    movement = get(session, Movement, movement_id)
     legs = [movement] if movement is not None else []
     if movement is not None and movement.kind == MovementKind.TRANSFER:
         legs = list(session.scalars(sa.select(Movement).where(
@@ -254,8 +246,6 @@ def reverse_movement(movement_id: int) -> tuple[dict[str, Any], int]:
     movements = inventory.reverse(session, _context(), movement=movement, reason=data["reason"])
     return _recorded(movements)
 
-
-# --- reading stock -------------------------------------------------------------------------
 
 def _utc_bound(value: dt.date | dt.datetime | None, *, end: bool) -> dt.datetime | None:
     """``since``/``until`` as a UTC instant; a date means the whole local day (``until``
@@ -279,9 +269,9 @@ def list_movements() -> Response:
     session = db.session
     stmt = inventory.movements(
         session, organisation_ids=auth.readable_organisation_ids(session, current_user()),
-        item=_find(Item, args["item"], "item") if args["item"] else None,
+        item=find(Item, args["item"], "item") if args["item"] else None,
         depot=_readable_depot(args["depot"]) if args["depot"] else None,
-        organisation=_readable_organisation(args["organisation"]) if args["organisation"] else None,
+        organisation=readable_organisation(args["organisation"]) if args["organisation"] else None,
         kind=args["kind"], since=_utc_bound(args["since"], end=False),
         until=_utc_bound(args["until"], end=True))
     return paginate(stmt, MOVEMENT)
@@ -293,19 +283,17 @@ def list_stock() -> Response:
     session = db.session
     stmt = inventory.stock(
         session, organisation_ids=auth.readable_organisation_ids(session, current_user()),
-        organisation=_readable_organisation(args["organisation"]) if args["organisation"] else None,
+        organisation=readable_organisation(args["organisation"]) if args["organisation"] else None,
         depot=_readable_depot(args["depot"]) if args["depot"] else None,
-        item=_find(Item, args["item"], "item") if args["item"] else None,
+        item=find(Item, args["item"], "item") if args["item"] else None,
         pool=args["pool"])
     return paginate(stmt, BALANCE)
 
 
-# --- lots ----------------------------------------------------------------------------------
-
 def _lot_to_change(item_code: str, lot_number: str) -> Lot:
     """The lot, if the user may change it: admins always, others where they hold its stock."""
     session = db.session
-    item = _find(Item, item_code, "item")
+    item = find(Item, item_code, "item")
     if len(lot_number) > 40 or "\x00" in lot_number:
         raise NotFound(f"Item {item.code} has no lot {lot_number[:40]!r}.",
                        fields={"lot_number": ["Unknown lot."]})

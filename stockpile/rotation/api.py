@@ -18,7 +18,7 @@ from stockpile.api import PREFIX, current_user, load, load_args, paginate, write
 from stockpile.auth import services as auth
 from stockpile.errors import NotFound
 from stockpile.extensions import csrf, db
-from stockpile.inventory.api import _find, _readable_organisation
+from stockpile.inventory.api import find, readable_organisation
 from stockpile.inventory.models import Item, Lot, Organisation
 from stockpile.inventory.schemas import MovementOutputSchema
 from stockpile.rotation import schemas
@@ -34,15 +34,6 @@ csrf.exempt(bp)
 PLAN_LOT = schemas.PlanLotOutputSchema()
 TASK = schemas.TaskOutputSchema()
 MOVEMENT = MovementOutputSchema()
-
-_MAX_ID = 2**31 - 1  # ids are INTEGER columns
-
-
-def open_tasks(session: so.Session, organisation: Organisation) -> dict[tuple[int, int], RotationTask]:
-    """The organisation's open rotation tasks by (lot id, depot id)."""
-    return {(t.lot_id, t.depot_id): t for t in session.scalars(
-        sa.select(RotationTask).where(RotationTask.organisation_id == organisation.id,
-                                      RotationTask.state.in_([s.value for s in OPEN_STATES])))}
 
 
 def plan_rows(plans: list[rotation.ItemRotation], tasks: dict[tuple[int, int], RotationTask],
@@ -69,12 +60,12 @@ def plan_rows(plans: list[rotation.ItemRotation], tasks: dict[tuple[int, int], R
 def rotation_plan() -> Response:
     args = load_args(schemas.PlanQueryInputSchema())
     session = db.session
-    organisation = _readable_organisation(args["organisation"])
-    item = _find(Item, args["item"], "item") if args["item"] else None
+    organisation = readable_organisation(args["organisation"])
+    item = find(Item, args["item"], "item") if args["item"] else None
     today = local_today()
     plans = rotation.rotation_plan(session, [organisation], today=today, item=item,
                                    margin_days=args["margin_days"])
-    rows = plan_rows(plans, open_tasks(session, organisation), today, args["margin_days"])
+    rows = plan_rows(plans, rotation.open_tasks(session, organisation), today, args["margin_days"])
     page, per_page = args["page"], args["per_page"]
     shown = rows[(page - 1) * per_page:page * per_page]
     return jsonify({"items": PLAN_LOT.dump(shown, many=True), "page": page, "per_page": per_page,
@@ -92,12 +83,12 @@ def list_tasks() -> Response:
             .order_by(RotationTask.rotate_by.is_(None).desc(), RotationTask.rotate_by, Lot.expiry,
                       RotationTask.id))
     if args["organisation"]:
-        stmt = stmt.where(RotationTask.organisation_id == _readable_organisation(args["organisation"]).id)
+        stmt = stmt.where(RotationTask.organisation_id == readable_organisation(args["organisation"]).id)
     readable = auth.readable_organisation_ids(session, current_user())
     if readable is not None:
         stmt = stmt.where(RotationTask.organisation_id.in_(readable))
     if args["item"]:
-        stmt = stmt.where(RotationTask.item_id == _find(Item, args["item"], "item").id)
+        stmt = stmt.where(RotationTask.item_id == find(Item, args["item"], "item").id)
     if args["state"]:
         stmt = stmt.where(RotationTask.state == args["state"])
     return paginate(stmt, TASK)
@@ -105,9 +96,8 @@ def list_tasks() -> Response:
 
 def _task(task_id: int) -> RotationTask:
     """The task if the user may read its organisation; 404 as if it did not exist otherwise."""
-    session = db.session
-    task = session.get(RotationTask, task_id) if task_id <= _MAX_ID else None
-    if task is None or not auth.can_read(session, current_user(), task.organisation_id):
+    task = get(db.session, RotationTask, task_id)
+    if task is None or not auth.can_read(db.session, current_user(), task.organisation_id):
         raise NotFound(f"No rotation task {task_id}.")
     return task
 
