@@ -129,6 +129,16 @@ def weeks(days: Fraction | None) -> float | None:
     return None if days is None else round(float(days / 7), 1)
 
 
+# A year of 365.25 days, in weeks.
+WEEKS_PER_YEAR = Fraction(36525, 700)
+
+
+def weekly_from_annual(annual: Iterable[int]) -> Fraction:
+    """The weekly use of the mean of these years' use, exactly."""
+    years = list(annual)
+    return Fraction(sum(years), len(years)) / WEEKS_PER_YEAR
+
+
 def annual_3y(annual_use: dict[int, int], year: int, deviating: Iterable[int] = ()) -> tuple[Fraction, list[int], dict[str, int]]:
     """§ 8a: weekly use from the three calendar years before ``year``.
 
@@ -149,8 +159,7 @@ def annual_3y(annual_use: dict[int, int], year: int, deviating: Iterable[int] = 
             raise ValueError(f"annual use for {chosen} is needed"
                              + (f" (in place of {wanted})" if chosen != wanted else ""))
         used.append(chosen)
-    mean = Fraction(sum(annual_use[y] for y in used), 3)
-    return mean / (Fraction(36525, 100) / 7), sorted(used), replaced
+    return weekly_from_annual([annual_use[y] for y in used]), sorted(used), replaced
 
 
 def projection(lots: Iterable[LotQuantity], rate: Fraction | None, today: dt.date,

@@ -111,9 +111,8 @@ def _meaning(row: Any, annual_use: dict[str, int] | None = None, years_used: lis
                                + (f": {row.note}" if row.note else ""))
     years = ", ".join(str(y) for y in years_used or [])
     replaced = "; ".join(f"{year} replaced by {by}" for year, by in (years_replaced or {}).items())
-    # Recomputed from the years stored, exactly (the column holds a rounded figure): a quarter
-    # of the mean of three years, per week of 365.25 / 7 days.
-    weekly = (Fraction(sum(int((annual_use or {})[str(y)]) for y in years_used) * 700, 3 * 36525)
+    # Recomputed from the years stored, exactly (the column holds a rounded figure).
+    weekly = (arithmetic.weekly_from_annual(int((annual_use or {})[str(y)]) for y in years_used)
               if years_used else exact(row.weekly_use))
     return BaselineInForce(weekly, row.source, row.valid_from,
                            f"A quarter of the mean annual use of {years}" + (f" ({replaced})" if replaced else ""),

@@ -15,10 +15,10 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from stockpile.api import MAX_PER_PAGE
+from stockpile.db import INT_MAX
 from stockpile.inventory.models import (Category, DisposalReason, IssueFlag, LotStatus,
                                         MovementKind, OrganisationKind, Pool, PPEGroup)
 
-INT_MAX = 2**31 - 1
 # Far above any real stock line, far below where sums of BIGINT balances could overflow.
 MAX_QUANTITY = 1_000_000_000
 # A century of shelf life; larger values would overflow date arithmetic.
