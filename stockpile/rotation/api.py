@@ -10,20 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import Blueprint, Response, jsonify, request
 
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
+from stockpile.db import get
 from stockpile.errors import NotFound
 from stockpile.extensions import csrf, db
 from stockpile.inventory.api import find, readable_organisation
-from stockpile.inventory.models import Item, Lot, Organisation
+from stockpile.inventory.models import Item
 from stockpile.inventory.schemas import MovementOutputSchema
 from stockpile.rotation import schemas
 from stockpile.rotation import services as rotation
-from stockpile.rotation.models import OPEN_STATES, RotationTask
+from stockpile.rotation.models import RotationTask
 from stockpile.web import posting_context
 from stockpile.web import today as local_today
 
@@ -75,23 +74,11 @@ def rotation_plan() -> Response:
 @bp.get("/rotation/tasks")
 def list_tasks() -> Response:
     args = load_args(schemas.TaskQueryInputSchema())
-    session = db.session
-    stmt = (sa.select(RotationTask).join(RotationTask.lot)
-            .options(so.contains_eager(RotationTask.lot), so.joinedload(RotationTask.organisation),
-                     so.joinedload(RotationTask.depot), so.joinedload(RotationTask.item),
-                     so.joinedload(RotationTask.completed_by))
-            .order_by(RotationTask.rotate_by.is_(None).desc(), RotationTask.rotate_by, Lot.expiry,
-                      RotationTask.id))
-    if args["organisation"]:
-        stmt = stmt.where(RotationTask.organisation_id == readable_organisation(args["organisation"]).id)
-    readable = auth.readable_organisation_ids(session, current_user())
-    if readable is not None:
-        stmt = stmt.where(RotationTask.organisation_id.in_(readable))
-    if args["item"]:
-        stmt = stmt.where(RotationTask.item_id == find(Item, args["item"], "item").id)
-    if args["state"]:
-        stmt = stmt.where(RotationTask.state == args["state"])
-    return paginate(stmt, TASK)
+    organisation = readable_organisation(args["organisation"]) if args["organisation"] else None
+    readable = auth.readable_organisation_ids(db.session, current_user())
+    item = find(Item, args["item"], "item") if args["item"] else None
+    return paginate(rotation.visible_tasks(readable, organisation=organisation, item=item,
+                                           state=args["state"] or None), TASK)
 
 
 def _task(task_id: int) -> RotationTask:

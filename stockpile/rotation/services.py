@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -101,9 +102,8 @@ def plan_rotation(lots: Sequence[EmergencyLot], rate: Fraction | None, today: dt
     return plans
 
 
-# --- rotation from the database: plans, suggestions, tasks, the swap at receipt ---------------
-
 DUE_WITHIN_DAYS = 7  # a task is due when its rotate-by date falls within the coming week
+_OPEN = [s.value for s in OPEN_STATES]
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
         holders = sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id).where(
             Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0)
         with_open_tasks = sa.select(RotationTask.organisation_id).where(
-            RotationTask.state.in_([s.value for s in OPEN_STATES]))
+            RotationTask.state.in_(_OPEN))
         organisations = list(session.scalars(
             sa.select(Organisation).where(sa.or_(Organisation.id.in_(holders), Organisation.id.in_(with_open_tasks)))
             .order_by(Organisation.id)))
@@ -311,7 +311,7 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
     wanted = {(p.lot.id, p.depot.id): (rotation, p) for rotation in plans for p in rotation.lots}
     open_tasks = {(t.lot_id, t.depot_id): t for t in session.scalars(
         sa.select(RotationTask).where(RotationTask.organisation_id.in_(org_ids),
-                                      RotationTask.state.in_([s.value for s in OPEN_STATES])))}
+                                      RotationTask.state.in_(_OPEN)))}
     counts = {"created": 0, "updated": 0, "cancelled": 0}
     for key, task in open_tasks.items():
         if key not in wanted:
@@ -335,12 +335,20 @@ def sync_tasks(session: so.Session, *, today: dt.date, organisations: Sequence[O
     return counts
 
 
-def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None) -> list[Movement]:
+def emergency_on_hand(session: so.Session, task: RotationTask) -> int:
+    """What is left of the task's lot in the emergency pool of its depot."""
+    return session.scalar(sa.select(Balance.quantity).where(
+        Balance.lot_id == task.lot_id, Balance.depot_id == task.depot_id,
+        Balance.pool == Pool.EMERGENCY.value)) or 0
+
+
+def complete_task(session: so.Session, ctx: inventory.Context, *, task: RotationTask,
+                  quantity: int | None = None) -> list[Movement]:
     """Carry out a rotation task: move the lot from the emergency to the operational pool of the
     same depot through the ledger (all of what is left in the emergency pool, or ``quantity``),
     and record who did it. Refuses a task that is done or cancelled (``Conflict``), a lot that has
     expired or is held (``LotExpired``, ``LotNotUsable``) and a task with nothing left to move."""
-    if task.state not in {s.value for s in OPEN_STATES}:
+    if task.state not in _OPEN:
         raise Conflict(f"Rotation task {task.id} is {task.state}; only open tasks can be carried out.",
                        code="task_closed")
     lot = task.lot
@@ -351,9 +359,7 @@ def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None
     if lot.expiry is not None and lot.expiry < ctx.today:
         raise LotExpired(f"Lot {lot.lot_number} expired on {lot.expiry.isoformat()}: dispose of it instead "
                          "of moving it into daily use.", fields={"lot_number": [f"Expired {lot.expiry.isoformat()}."]})
-    on_hand = session.scalar(sa.select(Balance.quantity).where(
-        Balance.lot_id == task.lot_id, Balance.depot_id == task.depot_id,
-        Balance.pool == Pool.EMERGENCY.value)) or 0
+    on_hand = emergency_on_hand(session, task)
     if quantity is None and on_hand == 0:
         raise Conflict(f"No emergency stock of lot {lot.lot_number} is left in {task.depot.code}: nothing to "
                        "move. The task is cancelled when the rotation list is next refreshed.",
@@ -369,3 +375,93 @@ def complete_task(session: so.Session, ctx, *, task, quantity: int | None = None
     task.posting_id = movements[0].posting_id
     session.flush()
     return movements
+
+
+def organisations_with_rotation(session: so.Session, readable: Iterable[int] | None) -> list[Organisation]:
+    """The organisations among ``readable`` (None = all) that hold emergency stock or have
+    rotation tasks, by name."""
+    holders = (sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
+               .where(Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0))
+    with_tasks = sa.select(RotationTask.organisation_id)
+    stmt = (sa.select(Organisation)
+            .where(sa.or_(Organisation.id.in_(holders), Organisation.id.in_(with_tasks)))
+            .order_by(Organisation.name))
+    if readable is not None:
+        stmt = stmt.where(Organisation.id.in_(list(readable)))
+    return list(session.scalars(stmt))
+
+
+def open_tasks(session: so.Session, organisation: Organisation, *,
+               item: Item | None = None) -> dict[tuple[int, int], RotationTask]:
+    """The open rotation tasks of ``organisation`` (of ``item``) by (lot id, depot id), with
+    their lot, depot and item."""
+    stmt = (sa.select(RotationTask)
+            .where(RotationTask.organisation_id == organisation.id, RotationTask.state.in_(_OPEN))
+            .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.depot),
+                     so.joinedload(RotationTask.item)))
+    if item is not None:
+        stmt = stmt.where(RotationTask.item_id == item.id)
+    return {(t.lot_id, t.depot_id): t for t in session.scalars(stmt)}
+
+
+def _soonest_first(task: RotationTask) -> tuple[Any, ...]:
+    return (task.rotate_by is not None, task.rotate_by or dt.date.min, task.lot.expiry or dt.date.max,
+            task.item.name, task.lot.lot_number, task.depot.code)
+
+
+def tasks_by_state(session: so.Session, organisation: Organisation) -> dict[str, list[RotationTask]]:
+    """The open tasks of ``organisation`` under each open state (planned, due, overdue), soonest
+    rotate-by date first (none at all before any)."""
+    groups: dict[str, list[RotationTask]] = {s: [] for s in _OPEN}
+    for task in sorted(open_tasks(session, organisation).values(), key=_soonest_first):
+        groups[task.state].append(task)
+    return groups
+
+
+def done_tasks(session: so.Session, organisation: Organisation, *, since: dt.date,
+               limit: int) -> list[tuple[RotationTask, int]]:
+    """The ``limit`` tasks of ``organisation`` most recently carried out on or after ``since``,
+    newest first, each with the quantity its posting moved."""
+    start = dt.datetime.combine(since, dt.time(), tzinfo=dt.timezone.utc)
+    tasks = list(session.scalars(
+        sa.select(RotationTask)
+        .where(RotationTask.organisation_id == organisation.id, RotationTask.state == TaskState.DONE.value,
+               RotationTask.completed_at >= start)
+        .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.depot),
+                 so.joinedload(RotationTask.item), so.joinedload(RotationTask.completed_by))
+        .order_by(RotationTask.completed_at.desc(), RotationTask.id.desc()).limit(limit)))
+    postings = [t.posting_id for t in tasks if t.posting_id]
+    moved = dict(session.execute(
+        sa.select(Movement.posting_id, sa.func.sum(Movement.quantity))
+        .where(Movement.posting_id.in_(postings), Movement.quantity > 0)
+        .group_by(Movement.posting_id)).all()) if postings else {}
+    return [(t, int(moved.get(t.posting_id, 0) or 0)) for t in tasks]
+
+
+def visible_tasks(readable: Iterable[int] | None, *, organisation: Organisation | None = None,
+                  item: Item | None = None, state: str | None = None) -> sa.Select[tuple[RotationTask]]:
+    """Rotation tasks of the organisations a user may read (None = all), narrowed to
+    ``organisation``, ``item`` and ``state``; soonest rotate-by date first (none at all before
+    any), then the lot's expiry."""
+    stmt = (sa.select(RotationTask).join(RotationTask.lot)
+            .options(so.contains_eager(RotationTask.lot), so.joinedload(RotationTask.organisation),
+                     so.joinedload(RotationTask.depot), so.joinedload(RotationTask.item),
+                     so.joinedload(RotationTask.completed_by))
+            .order_by(RotationTask.rotate_by.is_(None).desc(), RotationTask.rotate_by, Lot.expiry,
+                      RotationTask.id))
+    if organisation is not None:
+        stmt = stmt.where(RotationTask.organisation_id == organisation.id)
+    if readable is not None:
+        stmt = stmt.where(RotationTask.organisation_id.in_(list(readable)))
+    if item is not None:
+        stmt = stmt.where(RotationTask.item_id == item.id)
+    if state is not None:
+        stmt = stmt.where(RotationTask.state == state)
+    return stmt
+
+
+def receiving_depot(session: so.Session, organisation: Organisation) -> Depot | None:
+    """Where stock transferred to ``organisation`` goes unless someone chooses: its first depot
+    by code (None if it has none)."""
+    return session.scalar(sa.select(Depot).where(Depot.organisation_id == organisation.id)
+                          .order_by(Depot.code).limit(1))

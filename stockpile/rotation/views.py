@@ -15,19 +15,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, format_decimal
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 
+from stockpile import pages
 from stockpile.auth import services as auth
-from stockpile.db import begin_write
+from stockpile.db import begin_write, get
 from stockpile.errors import Conflict, DomainError, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
-from stockpile.inventory.models import Balance, Depot, Item, Movement, Organisation, OrganisationKind, Pool
+from stockpile.inventory.models import Item, Organisation, OrganisationKind, Pool
 from stockpile.rotation import services as rotation
 from stockpile.rotation.forms import CompleteTaskForm
 from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
@@ -35,34 +34,11 @@ from stockpile.web import posting_context as _context
 from stockpile.web import today as _today
 
 bp = Blueprint("rotation", __name__)
+pages.require_sign_in(bp)
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns
 DONE_SHOWN = 25     # the Done group lists this many of the most recently completed tasks
 DONE_DAYS = 90      # … completed within this many days
 PLANNED_SHOWN = 10  # the soonest planned tasks shown; the rest behind "Show the other …"
-
-
-@bp.before_request
-@login_required
-def _signed_in() -> None:
-    """Every page here needs a signed-in user."""
-
-
-# --- which organisation --------------------------------------------------------------------
-
-def _candidates() -> list[Organisation]:
-    """Organisations the user may read that hold emergency stock or have rotation tasks."""
-    session = db.session
-    holders = (sa.select(Depot.organisation_id).join(Balance, Balance.depot_id == Depot.id)
-               .where(Balance.pool == Pool.EMERGENCY.value, Balance.quantity > 0))
-    with_tasks = sa.select(RotationTask.organisation_id)
-    stmt = (sa.select(Organisation)
-            .where(sa.or_(Organisation.id.in_(holders), Organisation.id.in_(with_tasks)))
-            .order_by(Organisation.name))
-    readable = auth.readable_organisation_ids(session, current_user)
-    if readable is not None:
-        stmt = stmt.where(Organisation.id.in_(readable))
-    return list(session.scalars(stmt))
 
 
 def _default(orgs: Sequence[Organisation]) -> Organisation | None:
@@ -71,12 +47,6 @@ def _default(orgs: Sequence[Organisation]) -> Organisation | None:
     own = {m.organisation_id for m in current_user.memberships}
     return min(orgs, key=lambda o: (writable is not None and o.id not in writable, o.id not in own,
                                     o.kind != OrganisationKind.SUPPLY_CENTRE, o.name), default=None)
-
-
-def _readable_organisation(code: str) -> Organisation:
-    organisation = inventory.by_code(db.session, Organisation, code.strip()[:40], field="organisation")
-    auth.require_read(db.session, current_user, organisation)
-    return organisation
 
 
 def _sync(organisation: Organisation, today: dt.date) -> None:
@@ -92,8 +62,6 @@ def _sync(organisation: Organisation, today: dt.date) -> None:
     session.commit()
 
 
-# --- the rotation list ---------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Action:
     """A suggested action as the page shows it: what, how much, and the form that does it."""
@@ -108,10 +76,7 @@ def _action(suggestion: rotation.Suggestion, planned: rotation.PlannedLot, item:
     lot, depot = planned.lot, planned.depot
     if suggestion.action == "transfer" and suggestion.organisation is not None:
         target = suggestion.organisation
-        to_depot = None
-        if auth.can_write(current_user, target.id):
-            to_depot = db.session.scalar(sa.select(Depot).where(Depot.organisation_id == target.id)
-                                         .order_by(Depot.code).limit(1))
+        to_depot = rotation.receiving_depot(db.session, target) if auth.can_write(current_user, target.id) else None
         if to_depot is not None:
             url = url_for("inventory.transfer", from_depot=depot.code, from_pool=Pool.EMERGENCY.value,
                           to_depot=to_depot.code, to_pool=Pool.OPERATIONAL.value, item=item.code,
@@ -138,44 +103,11 @@ class AtRisk:
     actions: list[Action]
 
 
-def _open_tasks(organisation: Organisation) -> list[RotationTask]:
-    return list(db.session.scalars(
-        sa.select(RotationTask)
-        .where(RotationTask.organisation_id == organisation.id,
-               RotationTask.state.in_([s.value for s in OPEN_STATES]))
-        .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.depot),
-                 so.joinedload(RotationTask.item))))
-
-
-def _done_tasks(organisation: Organisation, today: dt.date) -> list[tuple[RotationTask, int]]:
-    """Recently completed tasks, newest first, each with the quantity its posting moved."""
-    since = dt.datetime.combine(today - dt.timedelta(days=DONE_DAYS), dt.time(), tzinfo=dt.timezone.utc)
-    tasks = list(db.session.scalars(
-        sa.select(RotationTask)
-        .where(RotationTask.organisation_id == organisation.id, RotationTask.state == TaskState.DONE.value,
-               RotationTask.completed_at >= since)
-        .options(so.joinedload(RotationTask.lot), so.joinedload(RotationTask.depot),
-                 so.joinedload(RotationTask.item), so.joinedload(RotationTask.completed_by))
-        .order_by(RotationTask.completed_at.desc(), RotationTask.id.desc()).limit(DONE_SHOWN)))
-    postings = [t.posting_id for t in tasks if t.posting_id]
-    moved = dict(db.session.execute(
-        sa.select(Movement.posting_id, sa.func.sum(Movement.quantity))
-        .where(Movement.posting_id.in_(postings), Movement.quantity > 0)
-        .group_by(Movement.posting_id)).all()) if postings else {}
-    return [(t, int(moved.get(t.posting_id, 0) or 0)) for t in tasks]
-
-
-def _by_rotate_by(task: RotationTask) -> tuple[Any, ...]:
-    return (task.rotate_by is not None, task.rotate_by or dt.date.min, task.lot.expiry or dt.date.max,
-            task.item.name, task.lot.lot_number, task.depot.code)
-
-
 @bp.route("/rotation")
 def overview() -> Any:
-    session = db.session
-    orgs = _candidates()
+    orgs = rotation.organisations_with_rotation(db.session, auth.readable_organisation_ids(db.session, current_user))
     code = request.args.get("organisation", "").strip()
-    organisation = _readable_organisation(code) if code else _default(orgs)
+    organisation = pages.readable_organisation(code[:40]) if code else _default(orgs)
     today = _today()
     if organisation is None:
         return render_template("rotation/overview.html", organisation=None, orgs=orgs, today=today)
@@ -185,37 +117,27 @@ def overview() -> Any:
     _sync(organisation, today)
 
     can_write = auth.can_write(current_user, organisation.id)
-    plans = rotation.rotation_plan(session, [organisation], today=today)
-    groups: dict[str, list[RotationTask]] = {s.value: [] for s in OPEN_STATES}
-    for task in sorted(_open_tasks(organisation), key=_by_rotate_by):
-        groups[task.state].append(task)
+    groups = rotation.tasks_by_state(db.session, organisation)
     at_risk = [AtRisk(item_plan, p, [_action(s, p, item_plan.item, can_write) for s in p.suggestions])
-               for item_plan in plans for p in item_plan.lots if p.plan.at_risk]
+               for item_plan in rotation.rotation_plan(db.session, [organisation], today=today)
+               for p in item_plan.lots if p.plan.at_risk]
+    done = rotation.done_tasks(db.session, organisation, since=today - dt.timedelta(days=DONE_DAYS), limit=DONE_SHOWN)
     return render_template(
         "rotation/overview.html", organisation=organisation, orgs=orgs, today=today,
         can_write=can_write, overdue=groups[TaskState.OVERDUE.value], due=groups[TaskState.DUE.value],
-        planned=groups[TaskState.PLANNED.value], at_risk=at_risk, done=_done_tasks(organisation, today),
+        planned=groups[TaskState.PLANNED.value], at_risk=at_risk, done=done,
         at_risk_total=sum(a.planned.plan.at_risk for a in at_risk), due_within=rotation.DUE_WITHIN_DAYS,
         done_days=DONE_DAYS, margin_days=rotation.DEFAULT_MARGIN_DAYS, planned_shown=PLANNED_SHOWN)
 
 
-# --- carrying a task out: "Move to daily use", then "Confirm" ------------------------------------
-
 def _task(task_id: int) -> RotationTask:
     """The task if the user may read its organisation (404 otherwise, as if it did not exist),
     and may record its stock (403)."""
-    session = db.session
-    task = session.get(RotationTask, task_id) if task_id <= MAX_ID else None
-    if task is None or not auth.can_read(session, current_user, task.organisation_id):
+    task = get(db.session, RotationTask, task_id)
+    if task is None or not auth.can_read(db.session, current_user, task.organisation_id):
         raise NotFound(_("No rotation task %(id)s.", id=task_id))
     auth.require_write(current_user, task.organisation)
     return task
-
-
-def _emergency_on_hand(task: RotationTask) -> int:
-    return db.session.scalar(sa.select(Balance.quantity).where(
-        Balance.lot_id == task.lot_id, Balance.depot_id == task.depot_id,
-        Balance.pool == Pool.EMERGENCY.value)) or 0
 
 
 @bp.route("/rotation/tasks/<int:task_id>/complete", methods=["GET", "POST"])
@@ -239,8 +161,7 @@ def complete(task_id: int) -> Any:
                 rotation.complete_task(db.session, _context(), task=task, quantity=quantity)
                 db.session.commit()
             except DomainError as error:
-                db.session.rollback()
-                form.add_domain_error(error)
+                pages.refused(form, error)
                 status = 422 if error.status == 400 else error.status
             else:
                 flash(_("Moved %(quantity)s × %(item)s, lot %(lot)s, in %(depot)s from emergency stock into "
@@ -248,7 +169,7 @@ def complete(task_id: int) -> Any:
                         item=task.item.name, lot=task.lot.lot_number, depot=task.depot.code, id=task.id),
                       "success")
                 return redirect(back)
-    on_hand = _emergency_on_hand(task)
+    on_hand = rotation.emergency_on_hand(db.session, task)
     form.quantity.data = str(on_hand)
     if status == 200 and on_hand == 0:
         form.add_domain_error(Conflict(_("No emergency stock of lot %(lot)s is left in %(depot)s: nothing to "
@@ -258,8 +179,6 @@ def complete(task_id: int) -> Any:
     return render_template("rotation/confirm.html", task=task, form=form, on_hand=on_hand, back=back,
                            today=_today(), can_confirm=can_confirm), status
 
-
-# --- the timeline of one item --------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Segment:
@@ -379,15 +298,14 @@ def build_timeline(item_plan: rotation.ItemRotation | None, today: dt.date) -> T
 
 @bp.route("/rotation/<org_code>/<item_code>")
 def timeline(org_code: str, item_code: str) -> Any:
-    session = db.session
-    organisation = _readable_organisation(org_code)
-    item = inventory.by_code(session, Item, item_code.strip()[:40], field="item")
+    organisation = pages.readable_organisation(org_code.strip()[:40])
+    item = inventory.by_code(db.session, Item, item_code.strip()[:40], field="item")
     today = _today()
     # As on the list: the tasks behind the "Move to daily use" buttons are current.
     _sync(organisation, today)
-    plans = rotation.rotation_plan(session, [organisation], today=today, item=item)
+    plans = rotation.rotation_plan(db.session, [organisation], today=today, item=item)
     item_plan = plans[0] if plans else None
-    tasks = {(t.lot_id, t.depot_id): t for t in _open_tasks(organisation) if t.item_id == item.id}
+    tasks = rotation.open_tasks(db.session, organisation, item=item)
     can_write = auth.can_write(current_user, organisation.id)
     depots = sorted({p.depot.code for p in item_plan.lots}) if item_plan else []
     return render_template("rotation/timeline.html", organisation=organisation, item=item, today=today,
@@ -395,8 +313,6 @@ def timeline(org_code: str, item_code: str) -> Any:
                            can_write=can_write, depots=depots,
                            margin_days=rotation.DEFAULT_MARGIN_DAYS)
 
-
-# --- template helpers ----------------------------------------------------------------------
 
 def _state_label(state: str) -> str:
     labels = {"planned": _("planned"), "due": _("due"), "overdue": _("overdue"), "done": _("done"),
