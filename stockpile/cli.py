@@ -10,12 +10,16 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from stockpile.db import upgrade, utcnow
+from stockpile import demo as demo_data
+from stockpile import scheduler
 from stockpile.auth import services as auth
+from stockpile.auth.models import User
+from stockpile.db import upgrade, utcnow
 from stockpile.errors import DomainError
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Lot, Organisation
+from stockpile.scheduler.models import JobOutcome
 
 
 def _fail(error: DomainError) -> None:
@@ -80,7 +84,6 @@ tokens_cli = AppGroup("tokens", help="API tokens.")
 @click.option("--name", default="")
 def create_token(email: str, name: str) -> None:
     """Print a new API token for the user, alone on the last line."""
-    from stockpile.auth.models import User
 
     session = db.session
     user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
@@ -113,7 +116,6 @@ def verify() -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when data is already there.")
 def demo(if_empty: bool) -> None:
     """Load the demo data set (invented quantities) into an empty database."""
-    from stockpile import demo as demo_data
 
     session = db.session
     if session.scalar(sa.select(sa.func.count()).select_from(Organisation)):
@@ -134,7 +136,6 @@ jobs_cli = AppGroup("jobs", help="Scheduled jobs: list them, run one by hand.")
 @jobs_cli.command("list")
 def jobs_list() -> None:
     """List the jobs, when they run (crontab in the configured time zone) and their last run."""
-    from stockpile import scheduler
 
     timezone = ZoneInfo(current_app.config["TIMEZONE"])
     for status in scheduler.job_statuses(db.session, timezone, utcnow()):
@@ -157,8 +158,6 @@ def jobs_list() -> None:
 @click.argument("name")
 def jobs_run(name: str) -> None:
     """Run the job NAME once now, recorded like a scheduled run; exit 1 if it fails."""
-    from stockpile import scheduler
-    from stockpile.scheduler.models import JobOutcome
 
     try:
         job = scheduler.job_named(name)
@@ -174,7 +173,6 @@ def jobs_run(name: str) -> None:
 @click.command("scheduler")
 def scheduler_command() -> None:
     """Run the scheduled jobs until Ctrl+C or SIGTERM (a service of its own, beside gunicorn)."""
-    from stockpile import scheduler
 
     scheduler.serve(current_app)
 

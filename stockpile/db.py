@@ -1,7 +1,8 @@
-"""SQLAlchemy wiring: the declarative base, the engine, and a session per request.
+"""SQLAlchemy wiring: the declarative base, the engine, the session and its hooks, migrations.
 
-Plain SQLAlchemy 2.x (no Flask-SQLAlchemy): domain services take a ``Session`` and never
-import Flask, so the CLI, the scheduler and the tests call them the same way.
+Plain SQLAlchemy 2.x (no Flask-SQLAlchemy, no Flask here): domain services take a ``Session``
+and never import Flask, so the CLI, the scheduler and the tests call them the same way. The
+binding to the application (a session per request) is ``stockpile.extensions.Database``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Flask, current_app, g, has_request_context, request
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -182,43 +182,6 @@ def begin_write(session: so.Session) -> None:
     """
     if not session.in_transaction():
         session.connection(execution_options=WRITE_OPTIONS)
-
-
-class Database:
-    """Binds an engine to each application and hands out one session per request or command."""
-
-    def __init__(self) -> None:
-        self.fixed_session: so.Session | None = None  # tests bind one session to a transaction
-
-    def init_app(self, app: Flask, *, hooks: Hooks = Hooks()) -> None:
-        """Bind the app's database; every session it hands out calls ``hooks`` (see Session)."""
-        engine = make_engine(app.config["DATABASE_URL"])
-        app.extensions["stockpile.db"] = so.sessionmaker(engine, class_=Session, expire_on_commit=False,
-                                                         hooks=hooks)
-        app.teardown_appcontext(self._remove)
-
-    @property
-    def engine(self) -> sa.Engine:
-        bind = current_app.extensions["stockpile.db"].kw["bind"]
-        assert isinstance(bind, sa.Engine)
-        return bind
-
-    @property
-    def session(self) -> so.Session:
-        if self.fixed_session is not None:
-            return self.fixed_session
-        if "db_session" not in g:
-            session = current_app.extensions["stockpile.db"]()
-            session.info["timezone"] = current_app.config["TIMEZONE"]
-            if has_request_context() and request.method not in {"GET", "HEAD", "OPTIONS"}:
-                begin_write(session)
-            g.db_session = session
-        return g.db_session
-
-    def _remove(self, _exc: BaseException | None) -> None:
-        session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
 
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")

@@ -40,14 +40,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from stockpile.alerts import services as alerts
+from stockpile.auth import services as auth
 from stockpile.coverage import services as coverage
 from stockpile.coverage.models import CRITICAL_DRUG_LIST, EMERGENCY_LIST
-from stockpile.auth import services as auth
 from stockpile.auth.models import User
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import (Balance, Depot, IssueFlag, Item, Lot, Movement,
                                         Organisation, Pool)
 from stockpile.inventory import fefo
+from stockpile.rotation import services as rotation
 
 SEED = 20260101
 HISTORY_DAYS = 364  # 52 weeks of movements, ending the day before the load date
@@ -318,8 +320,6 @@ class _Builder:
         self.municipal_daily: dict[tuple[str, str], float] = {}   # (municipality, item): use a day
         self.clock = dt.datetime.combine(self.start, dt.time(7), tzinfo=OSLO)
 
-    # --- small helpers ---------------------------------------------------------------
-
     def day(self, days_ago: int) -> dt.date:
         return self.today - dt.timedelta(days=days_ago)
 
@@ -392,8 +392,6 @@ class _Builder:
                                recipient=recipient, flag=flag,
                                reference=self.reference("REQ", ctx.today))
 
-    # --- master data -----------------------------------------------------------------
-
     def build(self) -> None:
         self.organisations()
         self.catalogue()
@@ -443,8 +441,6 @@ class _Builder:
             self.users[role] = auth.create_user(
                 self.s, email=email, password=password, name=USER_NAMES[role], role=role,
                 organisation=self.orgs[org_code] if org_code else None)
-
-    # --- the supply centre and the hospital pharmacy ---------------------------------
 
     def supply_year(self) -> None:
         suppliers = (CENTRE, HOSPITAL_PHARMACY)
@@ -647,8 +643,6 @@ class _Builder:
                 reason="Supplier field safety notice: possible catheter tip defect, held pending "
                        "investigation (demo)")
 
-    # --- municipalities ------------------------------------------------------------------
-
     def municipal_year(self, number: str, population: int) -> None:
         """A year of PPE receipts, use and counts in one municipality, posted in date order.
 
@@ -725,8 +719,6 @@ class _Builder:
                 return quantity
         return 0
 
-    # --- what coverage is measured against -------------------------------------------------
-
     def coverage_targets(self) -> None:
         """Baselines, item lists and an item policy, so coverage has something to measure by.
 
@@ -792,9 +784,6 @@ class _Builder:
 
     def current_picture(self) -> None:
         """Rotation tasks and alerts as the scheduler would have left them on the load date."""
-        from stockpile.alerts import services as alerts
-        from stockpile.rotation import services as rotation
-
         rotation.sync_tasks(self.s, today=self.today)
         alerts.full_scan(self.s, today=self.today)
         # Everything is evaluated: nothing is left for the check before commit to redo.

@@ -111,8 +111,6 @@ def occurred_at_field() -> fields.AwareDateTime:
     return fields.AwareDateTime(format="iso", load_default=None, allow_none=True)
 
 
-# --- master data ---------------------------------------------------------------------------
-
 class OrganisationInputSchema(ma.Schema):
     code = code_field(required=True)
     name = name_field(required=True)
@@ -166,8 +164,6 @@ class ItemOutputSchema(ma.Schema):
     ppe_group = fields.String()
     has_expiry = fields.Boolean()
 
-
-# --- stock movements -----------------------------------------------------------------------
 
 class JsonBoolean(fields.Boolean):
     """JSON ``true`` or ``false`` only: ``1 == True`` in Python, so truthy sets alone take 1 and 0."""
@@ -338,8 +334,6 @@ class LotOutputSchema(ma.Schema):
     original_expiry = fields.Date()
     status = fields.String()
 
-
-# --- query strings -------------------------------------------------------------------------
 
 class ListInputSchema(ma.Schema):
     """Page arguments shared by every list; unknown arguments are refused, not ignored."""

@@ -45,8 +45,6 @@ def local_today(timezone: str = DEFAULT_TIMEZONE) -> dt.date:
     return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
-# --- master data -------------------------------------------------------------------------
-
 def by_code(session: so.Session, model: type[M], code: str, *, field: str | None = None) -> M:
     """The row of ``model`` with this ``code``; ``NotFound`` naming the field otherwise."""
     row = session.scalar(sa.select(model).where(model.code == code))  # type: ignore[attr-defined]
@@ -132,8 +130,6 @@ def normalise_gtin(gtin: str) -> str:
         raise field_error("gtin", f"Not a valid GTIN: {exc}") from exc
     return parsed.as_gtin_14()
 
-
-# --- the posting path --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Leg:
@@ -486,8 +482,6 @@ def extend_shelf_life(session: so.Session, ctx: Context, *, lot: Lot, new_expiry
     session.flush()
     return event
 
-
-# --- reading stock back ------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Discrepancy:
