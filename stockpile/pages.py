@@ -15,7 +15,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from stockpile.auth import services as auth
-from stockpile.errors import DomainError, Forbidden, InvalidInput
+from stockpile.db import M, get
+from stockpile.errors import DomainError, Forbidden, InvalidInput, NotFound
 from stockpile.extensions import db
 from stockpile.forms import DomainForm, option
 from stockpile.inventory import services as inventory
@@ -32,6 +33,14 @@ def require_sign_in(bp: Blueprint) -> None:
     @login_required
     def _signed_in() -> None:
         return None
+
+
+def get_or_404(model: type[M], ident: int, message: str) -> M:
+    """The row of ``model`` with the id from the URL; 404 with ``message`` if there is none."""
+    found = get(db.session, model, ident)
+    if found is None:
+        raise NotFound(message)
+    return found
 
 
 def readable_organisation(code: str, field: str = "organisation") -> Organisation:

@@ -34,7 +34,6 @@ from flask_login import current_user
 
 from stockpile.auth import services as auth
 from stockpile.errors import Forbidden, InvalidInput, NotFound
-from stockpile.db import get
 from stockpile.extensions import db
 from stockpile.coverage import arithmetic
 from stockpile import pages
@@ -400,9 +399,7 @@ def policies() -> Any:
 @bp.route("/admin/policies/<int:policy_id>", methods=["GET", "POST"])
 def policy(policy_id: int) -> Any:
     auth.require_admin(current_user)
-    found = get(db.session, Policy, policy_id)
-    if found is None:
-        raise NotFound(_("No policy %(id)s.", id=policy_id))
+    found = pages.get_or_404(Policy, policy_id, _("No policy %(id)s.", id=policy_id))
     form = _policy_form(found)
     submitted = pages.submit(form, lambda: _save_policy(form, found))
     if submitted.done:
@@ -453,7 +450,5 @@ def scenarios() -> Any:
 @bp.route("/admin/scenarios/<int:scenario_id>", methods=["GET", "POST"])
 def scenario(scenario_id: int) -> Any:
     auth.require_admin(current_user)
-    found = get(db.session, Scenario, scenario_id)
-    if found is None:
-        raise NotFound(_("No scenario %(id)s.", id=scenario_id))
+    found = pages.get_or_404(Scenario, scenario_id, _("No scenario %(id)s.", id=scenario_id))
     return _scenario_page(_scenario_form(found), found)
