@@ -8,7 +8,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -404,17 +403,57 @@ def open_tasks(session: so.Session, organisation: Organisation, *,
     return {(t.lot_id, t.depot_id): t for t in session.scalars(stmt)}
 
 
-def _soonest_first(task: RotationTask) -> tuple[Any, ...]:
-    return (task.rotate_by is not None, task.rotate_by or dt.date.min, task.lot.expiry or dt.date.max,
-            task.item.name, task.lot.lot_number, task.depot.code)
+@dataclass(frozen=True)
+class ListedLot:
+    """One emergency lot in one depot as the rotation list shows it: its plan as of today, and
+    the open task that carries it out once the plan has been kept as one (``sync_tasks``)."""
+
+    item: Item
+    planned: PlannedLot
+    state: str                   # planned, due or overdue today
+    task: RotationTask | None
+
+    @property
+    def lot(self) -> Lot:
+        return self.planned.lot
+
+    @property
+    def depot(self) -> Depot:
+        return self.planned.depot
+
+    @property
+    def quantity(self) -> int:
+        return self.planned.quantity
+
+    @property
+    def rotate_by(self) -> dt.date | None:
+        return self.planned.plan.rotate_by
+
+    @property
+    def finish_by(self) -> dt.date | None:
+        return self.planned.plan.finish_by
+
+    @property
+    def at_risk(self) -> int:
+        return self.planned.plan.at_risk
+
+    @property
+    def reason(self) -> str:
+        return self.planned.plan.reason
 
 
-def tasks_by_state(session: so.Session, organisation: Organisation) -> dict[str, list[RotationTask]]:
-    """The open tasks of ``organisation`` under each open state (planned, due, overdue), soonest
-    rotate-by date first (none at all before any)."""
-    groups: dict[str, list[RotationTask]] = {s: [] for s in _OPEN}
-    for task in sorted(open_tasks(session, organisation).values(), key=_soonest_first):
-        groups[task.state].append(task)
+def lots_by_state(plans: Sequence[ItemRotation], tasks: dict[tuple[int, int], RotationTask],
+                  today: dt.date) -> dict[str, list[ListedLot]]:
+    """Every lot of ``plans`` under its state today (planned, due, overdue) with its task from
+    ``tasks`` (by lot id and depot id, see ``open_tasks``); soonest rotate-by date first (none
+    at all before any). Reads nothing: what is shown is the plan now, whenever tasks were kept."""
+    groups: dict[str, list[ListedLot]] = {s: [] for s in _OPEN}
+    listed = [ListedLot(item_plan.item, p, p.state(today), tasks.get((p.lot.id, p.depot.id)))
+              for item_plan in plans for p in item_plan.lots]
+    listed.sort(key=lambda r: (r.rotate_by is not None, r.rotate_by or dt.date.min, r.lot.expiry or dt.date.max,
+                               r.item.name, r.lot.lot_number, r.depot.code))
+    for row in listed:
+        groups[row.state].append(row)
     return groups
 
 

@@ -117,10 +117,10 @@ def overview() -> Any:
     _sync(organisation, today)
 
     can_write = auth.can_write(current_user, organisation.id)
-    groups = rotation.tasks_by_state(db.session, organisation)
+    plans = rotation.rotation_plan(db.session, [organisation], today=today)
+    groups = rotation.lots_by_state(plans, rotation.open_tasks(db.session, organisation), today)
     at_risk = [AtRisk(item_plan, p, [_action(s, p, item_plan.item, can_write) for s in p.suggestions])
-               for item_plan in rotation.rotation_plan(db.session, [organisation], today=today)
-               for p in item_plan.lots if p.plan.at_risk]
+               for item_plan in plans for p in item_plan.lots if p.plan.at_risk]
     done = rotation.done_tasks(db.session, organisation, since=today - dt.timedelta(days=DONE_DAYS), limit=DONE_SHOWN)
     return render_template(
         "rotation/overview.html", organisation=organisation, orgs=orgs, today=today,
