@@ -1,42 +1,31 @@
 """End to end in a real browser: sign in, receive (typed and scanned), issue FEFO through the
 preview, read the stock card.
 
-Runs the app on a real HTTP server in a thread against its own migrated SQLite file (committed
-data, not the rolled-back test session). Needs Chromium at /usr/bin/chromium; without it the
-test is skipped with the reason, unless STOCKPILE_REQUIRE_BROWSER=1 makes that a failure.
-Set STOCKPILE_SCREENSHOTS to a directory to keep screenshots of the pages.
+How the app is served, and what happens where Chromium is missing: tests/browser.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from stockpile.db import make_engine, upgrade
+from stockpile.db import make_engine
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Balance, Lot, Movement
 from tests import factories
-from tests.browser import CHROMIUM_ARGS, shot
+from tests.browser import CHROMIUM_ARGS, shot, world_database
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
+def database(tmp_path: Path) -> str:
     """A migrated SQLite file with the test world in it, committed."""
-    url = "sqlite:///" + str(tmp_path / "browser.sqlite3")
-    engine = make_engine(url)
-    upgrade(engine)
-    with so.Session(engine) as session:
-        factories.build_world(session)
-        session.commit()
-    engine.dispose()
-    yield url
+    return world_database(tmp_path / "browser.sqlite3")
 
 
 def test_receive_issue_fefo_and_read_the_stock_card(chromium: str, server: str, database: str) -> None:

@@ -2,16 +2,12 @@
 page, reads the verdict and the numbers of the § 8a worked example, downloads the order list,
 and finds the page again from the navigation.
 
-Runs the app on a real HTTP server in a thread against its own migrated SQLite file (committed
-data, not the rolled-back test session). Needs Chromium at /usr/bin/chromium; without it the
-test is skipped with the reason, unless STOCKPILE_REQUIRE_BROWSER=1 makes that a failure.
-Set STOCKPILE_SCREENSHOTS to a directory to keep screenshots of the pages.
+How the app is served, and what happens where Chromium is missing: tests/browser.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,27 +15,23 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from stockpile.coverage import services as coverage
-from stockpile.db import make_engine, upgrade
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Depot, Item, Organisation
 from tests import factories
-from tests.browser import CHROMIUM_ARGS, shot
+from tests.browser import CHROMIUM_ARGS, shot, world_database
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
+def database(tmp_path: Path) -> str:
     """The test world with the § 8a example at MUN, committed: masks used 19 000, 20 000, 90 000
     (a deviating year, replaced by the first) and 21 000 in the four years before this one, so a
     quarter of a year is 5 000; 3 000 + 1 500 usable masks leave 500 to order."""
-    url = "sqlite:///" + str(tmp_path / "browser-duty.sqlite3")
-    engine = make_engine(url)
-    upgrade(engine)
     today = inventory.local_today()
     year = today.year
-    with so.Session(engine) as session:
-        factories.build_world(session)
+
+    def add(session: so.Session) -> None:
         municipality = session.scalar(sa.select(Organisation).where(Organisation.code == "MUN"))
         mask = session.scalar(sa.select(Item).where(Item.code == "MASK"))
         depot = session.scalar(sa.select(Depot).where(Depot.code == "MUN-D"))
@@ -52,9 +44,8 @@ def database(tmp_path: Path) -> Iterator[str]:
         factories.receive(session, depot, mask, "A", today + dt.timedelta(days=29), 3000, today=today)
         factories.receive(session, depot, mask, "B", today + dt.timedelta(days=600), 1500, pool="emergency",
                           today=today)
-        session.commit()
-    engine.dispose()
-    yield url
+
+    return world_database(tmp_path / "browser-duty.sqlite3", add)
 
 
 def test_municipal_staff_reads_the_ppe_duty_verdict(chromium: str, server: str) -> None:

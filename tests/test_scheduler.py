@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,6 @@ from stockpile.extensions import db
 from stockpile.inventory.models import Organisation
 from stockpile.scheduler.models import JobLease, JobRun
 from tests import factories, scheduler_process
-from tests.conftest import DEFAULT_POSTGRES_URL, _postgres_unavailable, login
 
 OSLO = ZoneInfo("Europe/Oslo")
 REPO = Path(__file__).resolve().parent.parent
@@ -331,36 +329,13 @@ def test_two_scheduler_processes_on_sqlite_run_each_tick_once(tmp_path):
         engine.dispose()
 
 
-@pytest.fixture
-def scheduler_postgres() -> Iterator[str]:
-    """A migrated PostgreSQL database of its own for the scheduler processes; dropped after."""
-    url = sa.make_url(os.environ.get("STOCKPILE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    reason = _postgres_unavailable(url.render_as_string(hide_password=False))
-    if reason:
-        if os.environ.get("STOCKPILE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason} (STOCKPILE_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
-    name = f"{url.database}_scheduler"
-    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    target = url.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(target)
-    upgrade(engine)
-    engine.dispose()
-    yield target
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
 @pytest.mark.postgres
 @pytest.mark.real_clock
-def test_two_scheduler_processes_on_postgresql_run_each_tick_once(scheduler_postgres, tmp_path):
-    engine = make_engine(scheduler_postgres)
+def test_two_scheduler_processes_on_postgresql_run_each_tick_once(postgres_database, tmp_path):
+    url = postgres_database("scheduler")
+    engine = make_engine(url)
     try:
-        texts, pids = _two_schedulers(scheduler_postgres, engine, tmp_path)
+        texts, pids = _two_schedulers(url, engine, tmp_path)
         _assert_each_tick_ran_once(engine, texts, pids)
     finally:
         engine.dispose()
@@ -429,7 +404,7 @@ def test_jobs_list_shows_schedule_and_last_run(runner, session):
 
 # --- the administration page ---------------------------------------------------------------------
 
-def test_the_page_lists_runs_with_failures_marked(client, session, world):
+def test_the_page_lists_runs_with_failures_marked(client, auth, session, world):
     now = utcnow()
     session.add_all([
         JobRun(job="rotation", started_at=now - dt.timedelta(minutes=2), finished_at=now, duration_ms=1500,
@@ -439,7 +414,7 @@ def test_the_page_lists_runs_with_failures_marked(client, session, world):
                error="Traceback (most recent call last):\n  …\nOperationalError: database is locked", runner="h:1"),
     ])
     session.commit()
-    login(client, "admin@example.org")
+    auth.login("admin@example.org")
     page = client.get("/admin/jobs")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -455,8 +430,8 @@ def test_the_page_lists_runs_with_failures_marked(client, session, world):
 
 
 @pytest.mark.parametrize("who", ["supply", "coordinator", "viewer"])
-def test_the_page_is_for_administrators_only(client, world, who):
-    login(client, f"{who}@example.org")
+def test_the_page_is_for_administrators_only(client, auth, world, who):
+    auth.login(f"{who}@example.org")
     assert client.get("/admin/jobs").status_code == 403
 
 

@@ -20,6 +20,7 @@ from stockpile.inventory.models import Balance, Depot, Item, Lot
 from stockpile.rotation import services as rotation
 from stockpile.rotation.models import RotationTask
 from tests import factories
+from tests.conftest import counted
 from tests.factories import TODAY
 
 
@@ -316,16 +317,8 @@ def test_the_evaluation_after_a_posting_costs_the_same_whatever_the_organisation
         session.commit()
         inventory.issue(session, factories.ctx(), depot=depot, item=items[0], quantity=1)
         session.flush()
-        seen: list[str] = []
-
-        def count(_conn, _cursor, statement, *_args) -> None:
-            seen.append(statement)
-
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
+        with counted(engine) as seen:
             session.commit()
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
         return len(seen)
 
     few = statements_after_one_posting(30)

@@ -18,12 +18,7 @@ from stockpile.inventory.models import Organisation
 from stockpile.rotation import services as rotation
 from tests import factories
 from tests.alerts.conftest import TODAY, days
-from tests.conftest import login
-
-
-def sign_in(client, who: str) -> None:
-    response = login(client, f"{who}@example.org")
-    assert response.status_code == 200
+from tests.conftest import csrf_token
 
 
 def main_html(response) -> str:
@@ -55,10 +50,10 @@ def events(session, alert: Alert) -> list[tuple[str, str | None]]:
     ("admin", {"SC", "MUN", "OTHER"}),
 ])
 def test_the_list_shows_what_the_user_is_responsible_for_with_the_count_in_the_nav(
-        client, alerted, session, who, organisations):
+        client, auth, alerted, session, who, organisations):
     expected = set(session.scalars(sa.select(Alert.id).join(Alert.organisation)
                                    .where(Organisation.code.in_(organisations))))
-    sign_in(client, who)
+    auth.login(f"{who}@example.org")
     response = client.get("/alerts")
     assert response.status_code == 200
     assert listed_ids(response) == expected
@@ -67,8 +62,8 @@ def test_the_list_shows_what_the_user_is_responsible_for_with_the_count_in_the_n
     assert nav_count(client.get("/items")) == len(expected)
 
 
-def test_the_list_shows_the_message_severity_and_where_to_act(client, alerted):
-    sign_in(client, "municipal")
+def test_the_list_shows_the_message_severity_and_where_to_act(client, auth, alerted):
+    auth.login("municipal@example.org")
     page = main_html(client.get("/alerts"))
     assert "Lot OLD of Item MASK (MASK), 5 units: expired on" in page
     assert 'class="badge sev sev-critical"' in page and 'class="badge sev sev-info"' in page
@@ -76,8 +71,8 @@ def test_the_list_shows_the_message_severity_and_where_to_act(client, alerted):
     assert 'href="/coverage/MUN/MASK"' in page          # the missing baseline: the item's coverage
 
 
-def test_no_count_when_nothing_is_open_and_no_nav_for_anonymous(client, alerted, session):
-    sign_in(client, "supply")
+def test_no_count_when_nothing_is_open_and_no_nav_for_anonymous(client, auth, alerted, session):
+    auth.login("supply@example.org")
     client.post(f"/alerts/{alerted.below_min.id}/acknowledge", data={})
     assert nav_count(client.get("/alerts")) is None  # acknowledged is no longer "open"
     client.post("/logout")
@@ -92,32 +87,32 @@ def test_no_count_when_nothing_is_open_and_no_nav_for_anonymous(client, alerted,
     ("?state=resolved", set()),
     ("?state=bogus&severity=bogus&rule=bogus&page=x", {"below_min", "expired", "mun_no_baseline"}),
 ])
-def test_filters(client, alerted, query, expected):
-    sign_in(client, "coordinator")
+def test_filters(client, auth, alerted, query, expected):
+    auth.login("coordinator@example.org")
     response = client.get("/alerts" + query)
     assert response.status_code == 200
     assert listed_ids(response) == {getattr(alerted, name).id for name in expected}
 
 
-def test_resolved_alerts_leave_the_default_list(client, alerted, session):
+def test_resolved_alerts_leave_the_default_list(client, auth, alerted, session):
     factories.receive(session, alerted.world.centre_depot, alerted.world.glove, "G2", days(400), 200)
     session.commit()
-    sign_in(client, "supply")
+    auth.login("supply@example.org")
     assert listed_ids(client.get("/alerts")) == set()
     assert "No alerts to act on" in client.get("/alerts").text
     assert listed_ids(client.get("/alerts?state=resolved")) == {alerted.below_min.id}
     assert listed_ids(client.get("/alerts?state=all")) == {alerted.below_min.id}
 
 
-def test_an_organisation_outside_ones_reach_is_403(client, alerted):
-    sign_in(client, "municipal")
+def test_an_organisation_outside_ones_reach_is_403(client, auth, alerted):
+    auth.login("municipal@example.org")
     assert client.get("/alerts?organisation=SC").status_code == 403
     assert client.get("/alerts?organisation=NOPE").status_code == 404
 
 
-def test_the_list_is_paged(client, alerted, session, monkeypatch):
+def test_the_list_is_paged(client, auth, alerted, session, monkeypatch):
     monkeypatch.setattr("stockpile.alerts.views.PER_PAGE", 2)
-    sign_in(client, "admin")
+    auth.login("admin@example.org")
     first, second, third = (client.get(f"/alerts?page={n}") for n in (1, 2, 3))
     assert [len(listed_ids(p)) for p in (first, second, third)] == [2, 2, 1]
     assert "Page 1 of 3" in first.text and 'href="/alerts?page=2' in first.text
@@ -125,7 +120,7 @@ def test_the_list_is_paged(client, alerted, session, monkeypatch):
     assert listed_ids(client.get("/alerts?page=99")) == listed_ids(third)  # beyond the end: the last page
 
 
-def test_a_rotation_alert_links_to_the_rotation_list(client, world, session):
+def test_a_rotation_alert_links_to_the_rotation_list(client, auth, world, session):
     ctx = factories.ctx(today=TODAY)
     coverage.set_manual_baseline(session, ctx, organisation=world.centre, item=world.glove, weekly_use=70,
                                   valid_from=days(-30))
@@ -135,15 +130,15 @@ def test_a_rotation_alert_links_to_the_rotation_list(client, world, session):
     alerts.evaluate(session, [world.centre], today=TODAY)
     session.commit()
     overdue = session.scalars(sa.select(Alert).where(Alert.rule == "rotation_overdue")).one()
-    sign_in(client, "supply")
+    auth.login("supply@example.org")
     page = client.get(f"/alerts/{overdue.id}").text
     assert 'href="/rotation?organisation=SC"' in page
 
 
 # --- the regional summary ----------------------------------------------------------------------------
 
-def test_coordinators_see_a_summary_per_member_and_severity(client, alerted):
-    sign_in(client, "coordinator")
+def test_coordinators_see_a_summary_per_member_and_severity(client, auth, alerted):
+    auth.login("coordinator@example.org")
     page = main_html(client.get("/alerts"))
     assert "Regional summary" in page
     summary = page.split("Regional summary", 1)[1].split("</section>", 1)[0]
@@ -155,15 +150,15 @@ def test_coordinators_see_a_summary_per_member_and_severity(client, alerted):
     assert "more organisation has no unresolved alerts" in summary  # REG itself
 
 
-def test_staff_see_no_summary(client, alerted):
-    sign_in(client, "supply")
+def test_staff_see_no_summary(client, auth, alerted):
+    auth.login("supply@example.org")
     assert "Regional summary" not in client.get("/alerts").text
 
 
 # --- acknowledging --------------------------------------------------------------------------------
 
-def test_acknowledge_from_the_list_with_a_comment_returns_to_the_list(client, alerted, session):
-    sign_in(client, "municipal")
+def test_acknowledge_from_the_list_with_a_comment_returns_to_the_list(client, auth, alerted, session):
+    auth.login("municipal@example.org")
     listing = client.get("/alerts?severity=critical")
     assert f'action="/alerts/{alerted.expired.id}/acknowledge"' in listing.text
     response = client.post(f"/alerts/{alerted.expired.id}/acknowledge",
@@ -178,8 +173,8 @@ def test_acknowledge_from_the_list_with_a_comment_returns_to_the_list(client, al
     assert nav_count(client.get("/items")) == 1
 
 
-def test_acknowledging_twice_says_so_and_records_once(client, alerted, session):
-    sign_in(client, "supply")
+def test_acknowledging_twice_says_so_and_records_once(client, auth, alerted, session):
+    auth.login("supply@example.org")
     client.post(f"/alerts/{alerted.below_min.id}/acknowledge", data={"comment": "first"})
     response = client.post(f"/alerts/{alerted.below_min.id}/acknowledge", data={"comment": "second"},
                            follow_redirects=True)
@@ -188,15 +183,15 @@ def test_acknowledging_twice_says_so_and_records_once(client, alerted, session):
     assert events(session, alerted.below_min) == [("opened", None), ("acknowledged", "first")]
 
 
-def test_a_next_page_elsewhere_is_not_followed(client, alerted):
-    sign_in(client, "supply")
+def test_a_next_page_elsewhere_is_not_followed(client, auth, alerted):
+    auth.login("supply@example.org")
     response = client.post(f"/alerts/{alerted.below_min.id}/acknowledge",
                            data={"next": "https://evil.example/alerts"})
     assert response.headers["Location"] == f"/alerts/{alerted.below_min.id}"
 
 
-def test_a_comment_too_long_is_refused_on_the_page(client, alerted, session):
-    sign_in(client, "supply")
+def test_a_comment_too_long_is_refused_on_the_page(client, auth, alerted, session):
+    auth.login("supply@example.org")
     response = client.post(f"/alerts/{alerted.below_min.id}/acknowledge", data={"comment": "x" * 2001})
     assert response.status_code == 422
     assert "has-error" in response.text
@@ -205,8 +200,8 @@ def test_a_comment_too_long_is_refused_on_the_page(client, alerted, session):
 
 
 @pytest.mark.parametrize("who", ["coordinator", "viewer"])
-def test_read_only_users_see_no_form_and_are_refused(client, alerted, session, who):
-    sign_in(client, who)
+def test_read_only_users_see_no_form_and_are_refused(client, auth, alerted, session, who):
+    auth.login(f"{who}@example.org")
     assert "Acknowledge…" not in client.get("/alerts").text
     detail = client.get(f"/alerts/{alerted.below_min.id}").text
     assert f'action="/alerts/{alerted.below_min.id}/acknowledge"' not in detail
@@ -217,15 +212,15 @@ def test_read_only_users_see_no_form_and_are_refused(client, alerted, session, w
     assert alerted.below_min.state == "open"
 
 
-def test_alerts_of_others_are_not_found(client, alerted):
-    sign_in(client, "outsider")
+def test_alerts_of_others_are_not_found(client, auth, alerted):
+    auth.login("outsider@example.org")
     assert client.get(f"/alerts/{alerted.below_min.id}").status_code == 404
     assert client.post(f"/alerts/{alerted.below_min.id}/acknowledge", data={}).status_code == 404
     assert client.get("/alerts/99999999999").status_code == 404
 
 
-def test_the_detail_page_shows_the_history(client, alerted, session):
-    sign_in(client, "supply")
+def test_the_detail_page_shows_the_history(client, auth, alerted, session):
+    auth.login("supply@example.org")
     client.post(f"/alerts/{alerted.below_min.id}/acknowledge", data={"comment": "Order placed, arrives Friday"})
     factories.receive(session, alerted.world.centre_depot, alerted.world.glove, "G2", days(400), 200)
     session.commit()  # 35 days: resolved by the evaluation before this commit
@@ -240,9 +235,9 @@ def test_the_detail_page_shows_the_history(client, alerted, session):
 
 # --- digest settings ----------------------------------------------------------------------------------
 
-def test_digest_settings_are_saved_on_first_save(client, alerted, session):
+def test_digest_settings_are_saved_on_first_save(client, auth, alerted, session):
     user = alerted.world.users["supply"]
-    sign_in(client, "supply")
+    auth.login("supply@example.org")
     page = client.get("/alerts/settings").text
     assert "You have not saved a choice yet" in page
     assert re.search(r'<input[^>]* checked [^>]*id="enabled"', page)  # on by default for staff
@@ -257,13 +252,13 @@ def test_digest_settings_are_saved_on_first_save(client, alerted, session):
     assert re.search(r'<option selected value="info">', client.get("/alerts/settings").text)
 
 
-def test_viewers_start_with_the_digest_off(client, alerted):
-    sign_in(client, "viewer")
+def test_viewers_start_with_the_digest_off(client, auth, alerted):
+    auth.login("viewer@example.org")
     assert not re.search(r'<input[^>]* checked [^>]*id="enabled"', client.get("/alerts/settings").text)
 
 
-def test_a_bad_severity_is_refused(client, alerted, session):
-    sign_in(client, "supply")
+def test_a_bad_severity_is_refused(client, auth, alerted, session):
+    auth.login("supply@example.org")
     response = client.post("/alerts/settings", data={"enabled": "y", "min_severity": "urgent"})
     assert response.status_code == 422
     assert session.get(DigestSetting, alerted.world.users["supply"].id) is None
@@ -275,8 +270,8 @@ ADMIN_PAGES = ["/admin/alert-rules", "/admin/alert-rules/coverage_falling", "/ad
 
 
 @pytest.mark.parametrize("who", ["supply", "coordinator", "viewer", "municipal"])
-def test_administration_is_for_administrators_only(client, world, who):
-    sign_in(client, who)
+def test_administration_is_for_administrators_only(client, auth, world, who):
+    auth.login(f"{who}@example.org")
     for url in ADMIN_PAGES:
         assert client.get(url).status_code == 403
     assert client.post("/admin/alert-rules/coverage_falling",
@@ -284,8 +279,8 @@ def test_administration_is_for_administrators_only(client, world, who):
     assert client.post("/admin/webhooks", data={"organisation": "SC", "url": "http://x.test/"}).status_code == 403
 
 
-def test_the_rules_page_lists_every_rule_with_its_open_alerts(client, alerted):
-    sign_in(client, "admin")
+def test_the_rules_page_lists_every_rule_with_its_open_alerts(client, auth, alerted):
+    auth.login("admin@example.org")
     response = client.get("/admin/alert-rules")
     assert response.status_code == 200
     for code in ("coverage_below_min", "coverage_falling", "lot_expiring", "count_discrepancy",
@@ -294,8 +289,8 @@ def test_the_rules_page_lists_every_rule_with_its_open_alerts(client, alerted):
     assert 'href="/alerts?rule=expired_on_hand">2</a>' in response.text
 
 
-def test_an_administrator_edits_a_rule(client, world, session):
-    sign_in(client, "admin")
+def test_an_administrator_edits_a_rule(client, auth, world, session):
+    auth.login("admin@example.org")
     page = client.get("/admin/alert-rules/count_discrepancy").text
     assert "threshold_percent" in page and "min_units" in page
     response = client.post("/admin/alert-rules/count_discrepancy", data={
@@ -308,8 +303,8 @@ def test_an_administrator_edits_a_rule(client, world, session):
         True, "critical", {"threshold_percent": 2.5, "min_units": 10, "within_days": 60})
 
 
-def test_horizons_are_kept_largest_first(client, world, session):
-    sign_in(client, "admin")
+def test_horizons_are_kept_largest_first(client, auth, world, session):
+    auth.login("admin@example.org")
     client.post("/admin/alert-rules/lot_expiring", data={
         "enabled": "y", "severity": "warning", "params": '{"horizons": [30, 365, 90]}'})
     rule = session.get(AlertRule, "lot_expiring")
@@ -317,8 +312,8 @@ def test_horizons_are_kept_largest_first(client, world, session):
     assert rule.params == {"horizons": [365, 90, 30]}
 
 
-def test_disabling_a_rule_resolves_its_alerts_at_the_next_evaluation(client, alerted, session):
-    sign_in(client, "admin")
+def test_disabling_a_rule_resolves_its_alerts_at_the_next_evaluation(client, auth, alerted, session):
+    auth.login("admin@example.org")
     response = client.post("/admin/alert-rules/coverage_below_min", data={"severity": "critical", "params": "{}"})
     assert response.status_code == 302
     assert not session.get(AlertRule, "coverage_below_min").enabled
@@ -341,10 +336,10 @@ def test_disabling_a_rule_resolves_its_alerts_at_the_next_evaluation(client, ale
     ("count_discrepancy", '{"threshold_percent": 0}', "threshold_percent must be a number above 0"),
     ("count_discrepancy", '{"min_units": 0.5}', "min_units must be a whole number of units"),
 ])
-def test_rule_parameters_are_validated(client, world, session, code, params, message):
+def test_rule_parameters_are_validated(client, auth, world, session, code, params, message):
     rule = session.get(AlertRule, code)
     before = (rule.enabled, rule.severity, dict(rule.params))
-    sign_in(client, "admin")
+    auth.login("admin@example.org")
     response = client.post(f"/admin/alert-rules/{code}", data={"severity": "info", "params": params})
     assert response.status_code == 422
     assert message in response.text
@@ -360,8 +355,8 @@ def test_every_error_of_the_parameters_is_reported():
     assert len(errors) == 3
 
 
-def test_an_unknown_rule_is_404(client, world):
-    sign_in(client, "admin")
+def test_an_unknown_rule_is_404(client, auth, world):
+    auth.login("admin@example.org")
     assert client.get("/admin/alert-rules/no_such_rule").status_code == 404
 
 
@@ -371,8 +366,8 @@ def new_secret(response) -> str:
     return re.search(r'id="new-secret">([0-9a-f]+)<', response.text).group(1)
 
 
-def test_a_webhook_is_created_with_a_secret_shown_once(client, world, session):
-    sign_in(client, "admin")
+def test_a_webhook_is_created_with_a_secret_shown_once(client, auth, world, session):
+    auth.login("admin@example.org")
     response = client.post("/admin/webhooks", data={"organisation": "SC", "url": "https://ops.example/hook",
                                                    "active": "y"})
     assert response.status_code == 201
@@ -393,15 +388,15 @@ def test_a_webhook_is_created_with_a_secret_shown_once(client, world, session):
 
 
 @pytest.mark.parametrize("url", ["ftp://ops.example/hook", "not a url", "", "https://" + "a" * 500 + ".example/"])
-def test_a_webhook_needs_an_http_url(client, world, session, url):
-    sign_in(client, "admin")
+def test_a_webhook_needs_an_http_url(client, auth, world, session, url):
+    auth.login("admin@example.org")
     response = client.post("/admin/webhooks", data={"organisation": "SC", "url": url, "active": "y"})
     assert response.status_code == 422
     assert session.scalar(sa.select(sa.func.count(Webhook.id))) == 0
 
 
-def test_a_webhook_is_edited_given_a_new_secret_and_deleted(client, world, session):
-    sign_in(client, "admin")
+def test_a_webhook_is_edited_given_a_new_secret_and_deleted(client, auth, world, session):
+    auth.login("admin@example.org")
     first = new_secret(client.post("/admin/webhooks", data={"organisation": "MUN", "url": "http://hooks.internal:8080/a",
                                                            "active": "y"}))
     hook = session.scalars(sa.select(Webhook)).one()
@@ -421,38 +416,23 @@ def test_a_webhook_is_edited_given_a_new_secret_and_deleted(client, world, sessi
 # --- CSRF ------------------------------------------------------------------------------------------------
 
 class TestCsrf:
-    @pytest.fixture
-    def app_config(self, database_url):
-        return {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                "WTF_CSRF_ENABLED": True, "LOGIN_MAX_FAILURES": 5}
-
-    @staticmethod
-    def sign_in(client, user):
-        with client.session_transaction() as cookie_session:
-            cookie_session["_user_id"] = str(user.id)
-            cookie_session["_fresh"] = True
-
-    @staticmethod
-    def token(page: str) -> str:
-        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-
-    def test_acknowledging_needs_the_token(self, client, alerted, session):
-        self.sign_in(client, alerted.world.users["supply"])
+    def test_acknowledging_needs_the_token(self, csrf_client, auth, alerted, session):
+        auth.login(alerted.world.users["supply"].email)
         url = f"/alerts/{alerted.below_min.id}/acknowledge"
-        assert client.post(url, data={"comment": "forged"}).status_code == 400
-        assert client.post(url, data={"comment": "forged", "csrf_token": "forged"}).status_code == 400
+        assert csrf_client.post(url, data={"comment": "forged"}).status_code == 400
+        assert csrf_client.post(url, data={"comment": "forged", "csrf_token": "forged"}).status_code == 400
         session.refresh(alerted.below_min)
         assert alerted.below_min.state == "open"
-        token = self.token(client.get(f"/alerts/{alerted.below_min.id}").text)
-        assert client.post(url, data={"comment": "real", "csrf_token": token}).status_code == 302
+        token = csrf_token(csrf_client.get(f"/alerts/{alerted.below_min.id}").text)
+        assert csrf_client.post(url, data={"comment": "real", "csrf_token": token}).status_code == 302
         session.refresh(alerted.below_min)
         assert alerted.below_min.state == "acknowledged"
 
-    def test_rules_and_settings_need_the_token(self, client, alerted, session):
-        self.sign_in(client, alerted.world.users["admin"])
+    def test_rules_and_settings_need_the_token(self, csrf_client, auth, alerted, session):
+        auth.login(alerted.world.users["admin"].email)
         data = {"enabled": "y", "severity": "info", "params": "{}"}
-        assert client.post("/admin/alert-rules/no_baseline", data=data).status_code == 400
-        assert client.post("/alerts/settings", data={"enabled": "y", "min_severity": "info"}).status_code == 400
+        assert csrf_client.post("/admin/alert-rules/no_baseline", data=data).status_code == 400
+        assert csrf_client.post("/alerts/settings", data={"enabled": "y", "min_severity": "info"}).status_code == 400
         assert session.get(DigestSetting, alerted.world.users["admin"].id) is None
-        token = self.token(client.get("/alerts/settings").text)
-        assert client.post("/alerts/settings", data={"min_severity": "info", "csrf_token": token}).status_code == 302
+        token = csrf_token(csrf_client.get("/alerts/settings").text)
+        assert csrf_client.post("/alerts/settings", data={"min_severity": "info", "csrf_token": token}).status_code == 302

@@ -119,6 +119,7 @@ from stockpile.inventory import services as inventory  # noqa: E402
 from stockpile.coverage.models import ComputedUse as KeptUse  # noqa: E402
 from stockpile.inventory.models import Lot  # noqa: E402
 from tests import factories  # noqa: E402
+from tests.conftest import counted  # noqa: E402
 
 
 def noon(day_: dt.date) -> dt.datetime:
@@ -490,24 +491,6 @@ def test_item_coverage_reads_the_ledger_only_for_items_without_a_stored_baseline
         found = coverage.item_coverage(session, org, [tube], today=TODAY)[tube.id]
     assert (found.baseline.source, found.days) == ("manual", 10)
     assert not any("movements" in s for s in statements)
-
-
-class counted:
-    """The SQL statements run inside the block (``before_cursor_execute``)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.statements: list[str] = []
-
-    def _count(self, _conn, _cursor, statement, *_args) -> None:
-        self.statements.append(statement)
-
-    def __enter__(self) -> list[str]:
-        sa.event.listen(self.engine, "before_cursor_execute", self._count)
-        return self.statements
-
-    def __exit__(self, *_exc) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._count)
 
 
 def test_evaluate_runs_as_many_statements_for_one_item_as_for_many(session, centre, engine):

@@ -22,7 +22,7 @@ from stockpile.coverage.services import LotQuantity
 from stockpile.coverage.display import build_chart, projected_series
 from stockpile.coverage.models import Baseline, Policy, Scenario
 from tests import factories
-from tests.conftest import login
+from tests.conftest import counted, csrf_token
 
 TODAY = factories.TODAY
 ON = f"date={TODAY.isoformat()}"
@@ -82,8 +82,8 @@ def centre(world, session):
 
 # --- the supply centre's coverage ------------------------------------------------------------
 
-def test_supply_centre_page_shows_both_pools_worst_first_with_the_worked_numbers(client, centre):
-    login(client, "supply@example.org")
+def test_supply_centre_page_shows_both_pools_worst_first_with_the_worked_numbers(client, auth, centre):
+    auth.login("supply@example.org")
     response = client.get(f"/coverage?{ON}")
     assert response.status_code == 200
     page = main_html(response)
@@ -117,8 +117,8 @@ def test_supply_centre_page_shows_both_pools_worst_first_with_the_worked_numbers
     assert f'href="/coverage/SC/TUBE?date={TODAY.isoformat()}"' in rows["TUBE"]
 
 
-def test_headline_counts_per_policy(client, centre):
-    login(client, "supply@example.org")
+def test_headline_counts_per_policy(client, auth, centre):
+    auth.login("supply@example.org")
     page = main_html(client.get(f"/coverage?{ON}"))
     cards = {re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip().split("  ")[0]: c
              for c in page.split('<section class="cov-card')[1:]}
@@ -128,8 +128,8 @@ def test_headline_counts_per_policy(client, centre):
     assert "0 of 2" in text and "1 without baseline" in text and "Shortfall to target: 30 units" in text
 
 
-def test_filters_by_category_and_by_list(client, centre):
-    login(client, "supply@example.org")
+def test_filters_by_category_and_by_list(client, auth, centre):
+    auth.login("supply@example.org")
     consumables = item_rows(main_html(client.get(f"/coverage?{ON}&category=consumable")))
     assert list(consumables) == ["FILTER", "TUBE"]
     on_list = main_html(client.get(f"/coverage?{ON}&list=emergency"))
@@ -137,8 +137,8 @@ def test_filters_by_category_and_by_list(client, centre):
     assert '<option value="emergency" selected>Emergency list (1 items)</option>' in on_list
 
 
-def test_pandemic_scenario_multiplies_ppe_use(client, centre):
-    login(client, "supply@example.org")
+def test_pandemic_scenario_multiplies_ppe_use(client, auth, centre):
+    auth.login("supply@example.org")
     page = main_html(client.get(f"/coverage?{ON}&scenario=Pandemic+wave"))
     assert "Scenario: Pandemic wave" in page
     rows = item_rows(page)
@@ -149,8 +149,8 @@ def test_pandemic_scenario_multiplies_ppe_use(client, centre):
     assert cells(rows["TUBE"])[2] == "3.6 Below target"
 
 
-def test_unknown_scenario_and_bad_date_are_explained(client, centre):
-    login(client, "supply@example.org")
+def test_unknown_scenario_and_bad_date_are_explained(client, auth, centre):
+    auth.login("supply@example.org")
     unknown = client.get("/coverage?scenario=Zombies")
     assert unknown.status_code == 404
     assert "No scenario named “Zombies”. Known scenarios: Pandemic wave." in unknown.text
@@ -159,14 +159,14 @@ def test_unknown_scenario_and_bad_date_are_explained(client, centre):
     assert "is not a date: write it as YYYY-MM-DD" in bad.text
 
 
-def test_the_evaluation_date_moves_the_numbers(client, centre, session):
+def test_the_evaluation_date_moves_the_numbers(client, auth, centre, session):
     # On the day after T1's expiry (day 201) TUBE has nothing usable left.
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     later = item_rows(main_html(client.get(f"/coverage?date={day(201).isoformat()}")))
     assert cells(later["TUBE"])[2:5] == ["0.0 Below minimum", "0.0", "0"]
 
 
-def test_a_reader_of_several_organisations_picks_one(client, centre, session):
+def test_a_reader_of_several_organisations_picks_one(client, auth, centre, session):
     mun = centre.municipality
     mask = centre.mask
     coverage.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
@@ -174,7 +174,7 @@ def test_a_reader_of_several_organisations_picks_one(client, centre, session):
                                   valid_from=dt.date(2026, 1, 1))
     factories.receive(session, centre.municipal_depot, mask, "M1", day(400), 5000)
     session.commit()
-    login(client, "coordinator@example.org")
+    auth.login("coordinator@example.org")
     default = main_html(client.get(f"/coverage?{ON}"))
     # A coordinator starts on the supply centre in their region, and may pick the others.
     assert "Coverage: Organisation SC" in default
@@ -202,8 +202,8 @@ def test_a_reader_of_several_organisations_picks_one(client, centre, session):
     *[(who, url) for who in ("supply", "coordinator", "viewer", "municipal", "pharmacist")
       for url in ("/admin/policies", "/admin/policies/1", "/admin/scenarios", "/admin/scenarios/1")],
 ])
-def test_pages_refused_outside_ones_access(client, centre, who, url):
-    login(client, f"{who}@example.org")
+def test_pages_refused_outside_ones_access(client, auth, centre, who, url):
+    auth.login(f"{who}@example.org")
     response = client.get(url)
     assert response.status_code == 403, url
     assert "<nav" in response.text  # the styled error page
@@ -218,21 +218,21 @@ def test_pages_refused_outside_ones_access(client, centre, who, url):
     ("admin", "/admin/policies"), ("admin", "/admin/scenarios"), ("admin", "/admin/scenarios/1"),
     ("municipal", "/coverage"),
 ])
-def test_pages_render_for_their_readers(client, centre, who, url):
-    login(client, f"{who}@example.org")
+def test_pages_render_for_their_readers(client, auth, centre, who, url):
+    auth.login(f"{who}@example.org")
     assert client.get(url).status_code == 200, url
 
 
-def test_unknown_codes_are_404(client, centre):
-    login(client, "admin@example.org")
+def test_unknown_codes_are_404(client, auth, centre):
+    auth.login("admin@example.org")
     assert client.get("/coverage?organisation=NOPE").status_code == 404
     assert client.get("/coverage/SC/NOPE").status_code == 404
     assert client.get("/admin/policies/99999").status_code == 404
     assert client.get("/admin/policies/99999999999").status_code == 404
 
 
-def test_posting_a_baseline_without_write_access_is_refused_and_stores_nothing(client, centre, session):
-    login(client, "viewer@example.org")
+def test_posting_a_baseline_without_write_access_is_refused_and_stores_nothing(client, auth, centre, session):
+    auth.login("viewer@example.org")
     before = session.scalar(sa.select(sa.func.count(Baseline.id)))
     response = client.post("/coverage/SC/TUBE/baseline", data={"weekly_use": "1", "valid_from": TODAY.isoformat()})
     assert response.status_code == 403
@@ -241,8 +241,8 @@ def test_posting_a_baseline_without_write_access_is_refused_and_stores_nothing(c
 
 # --- one item's page ---------------------------------------------------------------------------
 
-def test_item_page_shows_the_numbers_the_baseline_and_why(client, centre):
-    login(client, "supply@example.org")
+def test_item_page_shows_the_numbers_the_baseline_and_why(client, auth, centre):
+    auth.login("supply@example.org")
     page = main_html(client.get(f"/coverage/SC/TUBE?{ON}"))
     assert "70 piece a week" in page and "(10 a day)" in page
     assert "Source: Entered by hand · in force from 2026-10-24" in page
@@ -260,13 +260,13 @@ def test_item_page_shows_the_numbers_the_baseline_and_why(client, centre):
     assert "T1" in page and "Set normal use by hand" in page
 
 
-def test_item_page_for_a_reader_has_no_baseline_form(client, centre):
-    login(client, "viewer@example.org")
+def test_item_page_for_a_reader_has_no_baseline_form(client, auth, centre):
+    auth.login("viewer@example.org")
     page = main_html(client.get(f"/coverage/SC/TUBE?{ON}"))
     assert "3.6 wk" in page and "Set normal use by hand" not in page
 
 
-def test_item_page_shows_the_section_8a_years(client, centre, session):
+def test_item_page_shows_the_section_8a_years(client, auth, centre, session):
     mun, mask = centre.municipality, centre.mask
     coverage.set_annual_baseline(session, factories.ctx(), organisation=mun, item=mask,
                                   annual_use={2022: 19_000, 2023: 20_000, 2024: 90_000, 2025: 21_000},
@@ -274,7 +274,7 @@ def test_item_page_shows_the_section_8a_years(client, centre, session):
     factories.receive(session, centre.municipal_depot, mask, "A", day(29), 3000)
     factories.receive(session, centre.municipal_depot, mask, "B", dt.date(2028, 6, 30), 1500, pool="emergency")
     session.commit()
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     page = main_html(client.get(f"/coverage/MUN/MASK?{ON}"))
     text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
     assert "Years used (§ 8a): 2022, 2023, 2025 · 2024 deviated and was replaced by 2022" in text
@@ -286,8 +286,8 @@ def test_item_page_shows_the_section_8a_years(client, centre, session):
     assert "At risk of expiry 1,357" in text and "Shortfall to target 500" in text
 
 
-def test_item_page_under_a_scenario_shows_both_lines(client, centre):
-    login(client, "supply@example.org")
+def test_item_page_under_a_scenario_shows_both_lines(client, auth, centre):
+    auth.login("supply@example.org")
     page = main_html(client.get(f"/coverage/SC/FFP3?{ON}&scenario=Pandemic+wave"))
     text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
     # Emergency pool: 140 at 1 a day (normal) lasts 20.0 weeks; ×4 → 5.0 weeks.
@@ -300,8 +300,8 @@ def test_item_page_under_a_scenario_shows_both_lines(client, centre):
     assert "Pandemic wave (×4)" in page
 
 
-def test_item_page_for_an_item_no_policy_reaches(client, centre):
-    login(client, "supply@example.org")
+def test_item_page_for_an_item_no_policy_reaches(client, auth, centre):
+    auth.login("supply@example.org")
     page = main_html(client.get(f"/coverage/SC/GLOVE?{ON}"))
     assert "No coverage target applies to Item GLOVE at Organisation SC" in page
     assert "No baseline: coverage is unknown." in page
@@ -343,14 +343,14 @@ def test_chart_scale_and_lines():
     assert chart.y(0) == chart.height - chart.bottom and chart.y(500) == chart.top
 
 
-def test_item_page_draws_the_expiry_drop_in_the_svg(client, centre, session):
+def test_item_page_draws_the_expiry_drop_in_the_svg(client, auth, centre, session):
     tube2 = factories.item(session, "TUBE2", "consumable", name="Suction tube, large")
     coverage.set_manual_baseline(session, factories.ctx(), organisation=centre.centre, item=tube2,
                                   weekly_use=70, valid_from=day(-30))
     factories.receive(session, centre.centre_depot, tube2, "SOON", day(2), 100)
     factories.receive(session, centre.centre_depot, tube2, "LATER", day(365), 300)
     session.commit()
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     page = main_html(client.get(f"/coverage/SC/TUBE2?{ON}&weeks=26"))
     row = coverage.evaluate(session, [centre.centre], today=TODAY, item=tube2)[0]
     chart = build_chart(row, Fraction(10), None, None, weeks=26)
@@ -367,8 +367,8 @@ def test_item_page_draws_the_expiry_drop_in_the_svg(client, centre, session):
     assert re.search(r"<td>1</td><td>2026-11-30</td><td class=\"num\">260</td>", weekly)
 
 
-def test_chart_horizon_grows_with_long_lasting_stock(client, centre):
-    login(client, "supply@example.org")
+def test_chart_horizon_grows_with_long_lasting_stock(client, auth, centre):
+    auth.login("supply@example.org")
     # FFP3 emergency stock lasts 140 days at normal use: 20 weeks < 26 → the default half year.
     page = main_html(client.get(f"/coverage/SC/FFP3?{ON}"))
     assert "Projected usable stock over 26 weeks" in page
@@ -378,8 +378,8 @@ def test_chart_horizon_grows_with_long_lasting_stock(client, centre):
 
 # --- the manual baseline form --------------------------------------------------------------------
 
-def test_setting_a_manual_baseline_changes_the_numbers(client, centre, session):
-    login(client, "supply@example.org")
+def test_setting_a_manual_baseline_changes_the_numbers(client, auth, centre, session):
+    auth.login("supply@example.org")
     response = client.post(f"/coverage/SC/TUBE/baseline?{ON}", data={
         "weekly_use": "35", "valid_from": TODAY.isoformat(), "note": "Ward closed for refurbishment"})
     assert response.status_code == 302
@@ -393,8 +393,8 @@ def test_setting_a_manual_baseline_changes_the_numbers(client, centre, session):
     assert (stored.weekly_use, stored.recorded_by_id) == (Decimal("35"), centre.users["supply"].id)
 
 
-def test_baseline_form_takes_a_decimal_comma_and_refuses_nonsense(client, centre, session):
-    login(client, "supply@example.org")
+def test_baseline_form_takes_a_decimal_comma_and_refuses_nonsense(client, auth, centre, session):
+    auth.login("supply@example.org")
     ok = client.post("/coverage/SC/FILTER/baseline", data={"weekly_use": "12,5", "valid_from": TODAY.isoformat()})
     assert ok.status_code == 302
     assert session.scalars(sa.select(Baseline.weekly_use).order_by(Baseline.id.desc())).first() == Decimal("12.5")
@@ -406,8 +406,8 @@ def test_baseline_form_takes_a_decimal_comma_and_refuses_nonsense(client, centre
     assert session.scalar(sa.select(sa.func.count(Baseline.id))) == count
 
 
-def test_baseline_page_lists_the_entries(client, centre):
-    login(client, "supply@example.org")
+def test_baseline_page_lists_the_entries(client, auth, centre):
+    auth.login("supply@example.org")
     page = main_html(client.get("/coverage/SC/TUBE/baseline"))
     assert "Entered baselines" in page and "2026-10-24" in page and "Entered by hand" in page
 
@@ -439,8 +439,8 @@ def region(world, session):
     return region
 
 
-def test_region_page_counts_members_meeting_the_target(client, region):
-    login(client, "regional@example.org")
+def test_region_page_counts_members_meeting_the_target(client, auth, region):
+    auth.login("regional@example.org")
     response = client.get(f"/coverage/region?{ON}")
     assert response.status_code == 200
     page = main_html(response)
@@ -457,8 +457,8 @@ def test_region_page_counts_members_meeting_the_target(client, region):
     assert "Organisation K2 Item MASK All stock (both pools) 257 1,400" in at_risk
 
 
-def test_region_matrix_marks_each_member(client, region):
-    login(client, "regional@example.org")
+def test_region_matrix_marks_each_member(client, auth, region):
+    auth.login("regional@example.org")
     page = main_html(client.get(f"/coverage/region?{ON}"))
     matrix = page.split('<table class="table matrix">', 1)[1].split("</table>", 1)[0]
     rows = {re.search(r">Organisation (K\d)<", r).group(1): r for r in matrix.split("<tr>")[2:]}
@@ -466,35 +466,35 @@ def test_region_matrix_marks_each_member(client, region):
     assert "1 of 1 items meet the target" in rows["K1"] and "1 below minimum" in rows["K3"]
 
 
-def test_region_under_the_pandemic_scenario(client, region):
-    login(client, "regional@example.org")
+def test_region_under_the_pandemic_scenario(client, auth, region):
+    auth.login("regional@example.org")
     page = main_html(client.get(f"/coverage/region?{ON}&scenario=Pandemic+wave"))
     text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
     # PPE ×4: K1 182 / 4 = 45.5 days, K2 24.5 days: none meets the duty.
     assert "PPE duty 0 of 3 municipalities meet the target" in text
 
 
-def test_coordinator_may_not_see_another_region(client, region):
-    login(client, "coordinator@example.org")  # coordinates REG, not REGION
+def test_coordinator_may_not_see_another_region(client, auth, region):
+    auth.login("coordinator@example.org")  # coordinates REG, not REGION
     assert client.get("/coverage/region?parent=REGION").status_code == 403
     client.post("/logout")
-    login(client, "regional@example.org")
+    auth.login("regional@example.org")
     assert client.get("/coverage?organisation=SC").status_code == 403
     assert client.get("/coverage?organisation=K3").status_code == 200
 
 
 # --- administration ------------------------------------------------------------------------------
 
-def test_policies_page_lists_the_defaults_exactly(client, centre):
-    login(client, "admin@example.org")
+def test_policies_page_lists_the_defaults_exactly(client, auth, centre):
+    auth.login("admin@example.org")
     page = main_html(client.get("/admin/policies"))
     text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
     assert "PPE duty every municipality category ppe Both pools 91.3125 13.0 wk 91.3125 13.0 wk" in text
     assert "Supply centre emergency stock every supply centre list “emergency” Emergency pool 84 12.0 wk 112 16.0 wk" in text
 
 
-def test_admin_creates_a_per_item_override_and_coverage_follows(client, centre, session):
-    login(client, "admin@example.org")
+def test_admin_creates_a_per_item_override_and_coverage_follows(client, auth, centre, session):
+    auth.login("admin@example.org")
     response = client.post("/admin/policies", data={
         "name": "FFP3 168 days", "organisation_kind": "supply_centre", "item": "FFP3", "pool": "emergency",
         "min_days": "168", "target_days": "168", "active": "y"})
@@ -507,8 +507,8 @@ def test_admin_creates_a_per_item_override_and_coverage_follows(client, centre, 
     assert "FFP3 168 days: minimum 24.0, target 24.0 weeks" in rows["FFP3"]
 
 
-def test_admin_edits_a_policy_keeping_exact_days(client, centre, session):
-    login(client, "admin@example.org")
+def test_admin_edits_a_policy_keeping_exact_days(client, auth, centre, session):
+    auth.login("admin@example.org")
     duty = session.scalar(sa.select(Policy).where(Policy.name == "PPE duty"))
     form = client.get(f"/admin/policies/{duty.id}").text
     assert 'value="91.3125"' in form  # never rounded to 91.31
@@ -523,8 +523,8 @@ def test_admin_edits_a_policy_keeping_exact_days(client, centre, session):
     assert cells(item_rows(main_html(client.get(f"/coverage?{ON}")))["TUBE"])[2] == "3.6 OK"
 
 
-def test_policy_form_refusals_name_the_field(client, centre, session):
-    login(client, "admin@example.org")
+def test_policy_form_refusals_name_the_field(client, auth, centre, session):
+    auth.login("admin@example.org")
     count = session.scalar(sa.select(sa.func.count(Policy.id)))
     response = client.post("/admin/policies", data={
         "name": "Upside down", "organisation_kind": "municipality", "category": "ppe", "pool": "all",
@@ -542,8 +542,8 @@ def test_policy_form_refusals_name_the_field(client, centre, session):
     assert session.scalar(sa.select(sa.func.count(Policy.id))) == count
 
 
-def test_admin_creates_and_edits_a_scenario(client, centre, session):
-    login(client, "admin@example.org")
+def test_admin_creates_and_edits_a_scenario(client, auth, centre, session):
+    auth.login("admin@example.org")
     response = client.post("/admin/scenarios", data={
         "name": "Heatwave", "description": "Hot summer", "consumable": "1,5", "item_factors": "FFP3 = 3\n\nTUBE 2"})
     assert response.status_code == 302
@@ -560,8 +560,8 @@ def test_admin_creates_and_edits_a_scenario(client, centre, session):
     assert {(f.category or f.item.code): f.factor for f in heat.factors} == {"consumable": 4}
 
 
-def test_scenario_form_refusals(client, centre, session):
-    login(client, "admin@example.org")
+def test_scenario_form_refusals(client, auth, centre, session):
+    auth.login("admin@example.org")
     for data, message in (
             ({"name": "X", "item_factors": "NOPE 2"}, "Line 1: no item with code NOPE."),
             ({"name": "X", "item_factors": "TUBE"}, "Line 1: write an item code and a factor"),
@@ -584,29 +584,29 @@ def test_scenario_form_refusals(client, centre, session):
     ("admin", "/coverage"),
     ("viewer", "/coverage"),  # the world's viewer belongs to the supply centre
 ])
-def test_each_role_lands_on_its_coverage_page(client, world, who, target):
-    login(client, f"{who}@example.org")
+def test_each_role_lands_on_its_coverage_page(client, auth, world, who, target):
+    auth.login(f"{who}@example.org")
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"] == target
 
 
-def test_a_viewer_without_a_supply_centre_lands_on_the_items(client, world, session):
+def test_a_viewer_without_a_supply_centre_lands_on_the_items(client, auth, world, session):
     factories.user(session, "viewer", world.municipality, email="mun-viewer@example.org")
     session.commit()
-    login(client, "mun-viewer@example.org")
+    auth.login("mun-viewer@example.org")
     assert client.get("/").headers["Location"] == "/items"
 
 
-def test_navigation_offers_coverage_region_and_policies(client, world):
-    login(client, "supply@example.org")
+def test_navigation_offers_coverage_region_and_policies(client, auth, world):
+    auth.login("supply@example.org")
     nav = client.get("/items").text.split("<main", 1)[0]
     assert ">Coverage<" in nav and ">Region<" not in nav and "Coverage policies" not in nav
     client.post("/logout")
-    login(client, "coordinator@example.org")
+    auth.login("coordinator@example.org")
     nav = client.get("/items").text.split("<main", 1)[0]
     assert ">Region<" in nav
     client.post("/logout")
-    login(client, "admin@example.org")
+    auth.login("admin@example.org")
     nav = client.get("/items").text.split("<main", 1)[0]
     assert "Coverage policies" in nav and ">Scenarios<" in nav
 
@@ -614,21 +614,13 @@ def test_navigation_offers_coverage_region_and_policies(client, world):
 # --- cost: a fixed number of queries whatever the number of rows -----------------------------------
 
 def _statements(engine, fn) -> int:
-    seen = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with counted(engine) as seen:
         fn()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
     return len(seen)
 
 
-def test_pages_cost_the_same_number_of_queries_for_more_rows(client, centre, session, engine):
-    login(client, "admin@example.org")
+def test_pages_cost_the_same_number_of_queries_for_more_rows(client, auth, centre, session, engine):
+    auth.login("admin@example.org")
     urls = [f"/coverage?organisation=SC&{ON}&scenario=Pandemic+wave", f"/coverage/region?parent=REG&{ON}",
             f"/coverage/SC/TUBE?{ON}", "/admin/policies"]
 
@@ -652,31 +644,19 @@ def test_pages_cost_the_same_number_of_queries_for_more_rows(client, centre, ses
 # --- CSRF ------------------------------------------------------------------------------------------
 
 class TestCsrf:
-    @pytest.fixture
-    def app_config(self, database_url):
-        return {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                "WTF_CSRF_ENABLED": True, "LOGIN_MAX_FAILURES": 5}
-
-    @staticmethod
-    def sign_in(client, user):
-        with client.session_transaction() as cookie_session:
-            cookie_session["_user_id"] = str(user.id)
-            cookie_session["_fresh"] = True
-
-    def test_baseline_post_needs_the_token_from_the_page(self, client, centre, session):
-        self.sign_in(client, centre.users["supply"])
+    def test_baseline_post_needs_the_token_from_the_page(self, csrf_client, auth, centre, session):
+        auth.login(centre.users["supply"].email)
         count = session.scalar(sa.select(sa.func.count(Baseline.id)))
         data = {"weekly_use": "35", "valid_from": TODAY.isoformat()}
-        assert client.post("/coverage/SC/TUBE/baseline", data=data).status_code == 400
+        assert csrf_client.post("/coverage/SC/TUBE/baseline", data=data).status_code == 400
         assert session.scalar(sa.select(sa.func.count(Baseline.id))) == count
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
-                          client.get(f"/coverage/SC/TUBE?{ON}").text).group(1)
-        assert client.post("/coverage/SC/TUBE/baseline", data={**data, "csrf_token": token}).status_code == 302
+        token = csrf_token(csrf_client.get(f"/coverage/SC/TUBE?{ON}").text)
+        assert csrf_client.post("/coverage/SC/TUBE/baseline", data={**data, "csrf_token": token}).status_code == 302
         assert session.scalar(sa.select(sa.func.count(Baseline.id))) == count + 1
 
-    def test_policy_post_needs_the_token(self, client, centre, session):
-        self.sign_in(client, centre.users["admin"])
+    def test_policy_post_needs_the_token(self, csrf_client, auth, centre, session):
+        auth.login(centre.users["admin"].email)
         data = {"name": "Forged", "organisation_kind": "municipality", "category": "ppe", "pool": "all",
                 "min_days": "1", "target_days": "2"}
-        assert client.post("/admin/policies", data=data).status_code == 400
+        assert csrf_client.post("/admin/policies", data=data).status_code == 400
         assert session.scalar(sa.select(Policy).where(Policy.name == "Forged")) is None

@@ -13,17 +13,18 @@ import pytest
 import sqlalchemy as sa
 
 from stockpile.coverage import services as coverage
-from stockpile.auth.models import User
 from stockpile.inventory import services as inventory
 from stockpile.coverage.models import Baseline, ItemList, ItemListChange, ItemListEntry
 from stockpile.inventory.models import Item, Lot
 from tests import factories
-from tests.conftest import login
+from tests.conftest import counted, csrf_token
 
 # The hand-worked examples of tests/coverage/test_services.py are evaluated on this day.
 FIXED = factories.TODAY  # 2026-11-23
 # Pages that record something use the clock (a new baseline is valid from today).
 TODAY = factories.TODAY
+# Statements of the test's own transaction, not of the page under test.
+OWN_TRANSACTION = ("SAVEPOINT", "RELEASE")
 
 
 def fixed(n: int) -> dt.date:
@@ -83,8 +84,8 @@ def example(world, session):
     return world
 
 
-def test_ppe_duty_page_shows_the_worked_example(client, example):
-    login(client, "municipal@example.org")
+def test_ppe_duty_page_shows_the_worked_example(client, auth, example):
+    auth.login("municipal@example.org")
     response = client.get("/duty/ppe?date=2026-11-23")
     assert response.status_code == 200
     page = main_html(response)
@@ -106,8 +107,8 @@ def test_ppe_duty_page_shows_the_worked_example(client, example):
     assert "Gowns or coveralls — no stock and no annual use entered" in verdict
 
 
-def test_the_lot_expiring_today_counts_and_the_day_after_it_does_not(client, example):
-    login(client, "municipal@example.org")
+def test_the_lot_expiring_today_counts_and_the_day_after_it_does_not(client, auth, example):
+    auth.login("municipal@example.org")
     on_expiry = main_html(client.get(f"/duty/ppe?date={fixed(29).isoformat()}"))
     day_after = main_html(client.get(f"/duty/ppe?date={fixed(30).isoformat()}"))
     assert row_cells(on_expiry, "MASK")[1] == "4,500"
@@ -138,13 +139,13 @@ def stock(session, world, item, quantity, lot=None, expiry=None, pool="operation
     session.commit()
 
 
-def test_verdict_both_ways_at_the_boundary(client, world, session, five_groups):
+def test_verdict_both_ways_at_the_boundary(client, auth, world, session, five_groups):
     for group, item in five_groups.items():
         stock(session, world, item, 913 if group == "eye_protection" else 914)
     factories.receive(session, world.municipal_depot, five_groups["eye_protection"], "OLD", fixed(-1), 50,
                       today=fixed(-20))  # expired yesterday: does not help
     session.commit()
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     page = main_html(client.get("/duty/ppe?date=2026-11-23"))
     verdict = section(page, "verdict")
     assert verdict.startswith("✗ Does not meet the PPE duty")
@@ -162,12 +163,12 @@ def test_verdict_both_ways_at_the_boundary(client, world, session, five_groups):
     assert "Not met" not in page
 
 
-def test_a_group_with_stock_but_no_known_use_does_not_meet_the_duty(client, world, session, five_groups):
+def test_a_group_with_stock_but_no_known_use_does_not_meet_the_duty(client, auth, world, session, five_groups):
     for item in five_groups.values():
         stock(session, world, item, 1000)
     extra = factories.item(session, "NITRILE", "ppe", ppe_group="gloves", name="Nitrile gloves")
     stock(session, world, extra, 300)
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     page = main_html(client.get("/duty/ppe?date=2026-11-23"))
     verdict = section(page, "verdict")
     assert verdict.startswith("✗ Does not meet the PPE duty")
@@ -176,13 +177,13 @@ def test_a_group_with_stock_but_no_known_use_does_not_meet_the_duty(client, worl
     assert row_cells(page, "gloves", "group-row", "data-group")[2] == "—"  # requirement unknown
 
 
-def test_order_list_csv_is_exact_and_rounds_packs_up(client, world, session, five_groups):
+def test_order_list_csv_is_exact_and_rounds_packs_up(client, auth, world, session, five_groups):
     stock(session, world, five_groups["gloves"], 914)
     stock(session, world, five_groups["face_masks"], 414)      # 500 short: 10 packs of 50
     stock(session, world, five_groups["respirators"], 2000)
     stock(session, world, five_groups["gowns"], 813)           # 101 short: 2 packs of 100
     # VISOR: none held, normal use known: all 914 short, pack size unknown.
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     response = client.get("/duty/ppe.csv?date=2026-11-23")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
@@ -197,15 +198,15 @@ def test_order_list_csv_is_exact_and_rounds_packs_up(client, world, session, fiv
     assert "/duty/ppe.csv?organisation=MUN&amp;date=2026-11-23" in page
 
 
-def test_order_list_of_the_worked_example(client, example):
-    login(client, "municipal@example.org")
+def test_order_list_of_the_worked_example(client, auth, example):
+    auth.login("municipal@example.org")
     response = client.get("/duty/ppe.csv?organisation=MUN&date=2026-11-23")
     assert response.text.splitlines()[1:] == ["MASK,Item MASK,face_masks,piece,,500,,2026-11-23"]
 
 
-def test_annual_use_form_records_the_section_8a_baseline(client, world, session):
+def test_annual_use_form_records_the_section_8a_baseline(client, auth, world, session):
     last = TODAY.year - 1
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     form = main_html(client.get("/duty/ppe"))
     assert f'<label for="use_1">Annual use in {last}</label>' in form
     response = client.post("/duty/ppe?organisation=MUN", data={
@@ -235,9 +236,9 @@ def test_annual_use_form_records_the_section_8a_baseline(client, world, session)
     assert " checked " not in input_tag(prefilled, "deviating_1")
 
 
-def test_annual_use_form_refusals_record_nothing(client, world, session):
+def test_annual_use_form_refusals_record_nothing(client, auth, world, session):
     last = TODAY.year - 1
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     missing_replacement = client.post("/duty/ppe?organisation=MUN", data={
         "item": "GLOVE", "use_1": "1", "use_2": "2", "use_3": "3", "deviating_1": "y"})
     assert missing_replacement.status_code == 422
@@ -258,11 +259,11 @@ def test_annual_use_form_refusals_record_nothing(client, world, session):
     assert session.scalar(sa.select(sa.func.count(Baseline.id))) == 0
 
 
-def test_a_manual_baseline_in_force_is_pointed_out_after_saving_annual_use(client, world, session):
+def test_a_manual_baseline_in_force_is_pointed_out_after_saving_annual_use(client, auth, world, session):
     coverage.set_manual_baseline(session, factories.ctx(), organisation=world.municipality,
                                   item=world.glove, weekly_use=10, valid_from=days(-5))
     session.commit()
-    login(client, "municipal@example.org")
+    auth.login("municipal@example.org")
     page = client.post("/duty/ppe?organisation=MUN", data={
         "item": "GLOVE", "use_1": "100", "use_2": "100", "use_3": "100"}, follow_redirects=True)
     assert "A weekly use entered by hand" in page.text
@@ -278,8 +279,8 @@ def mun_viewer(world, session):
     return user
 
 
-def test_ppe_duty_access(client, example, session, mun_viewer):
-    login(client, "outsider@example.org")
+def test_ppe_duty_access(client, auth, example, session, mun_viewer):
+    auth.login("outsider@example.org")
     assert client.get("/duty/ppe?organisation=MUN").status_code == 403
     assert client.get("/duty/ppe.csv?organisation=MUN").status_code == 403
     assert client.post("/duty/ppe?organisation=MUN", data={"item": "MASK", "use_1": "1", "use_2": "1",
@@ -288,13 +289,13 @@ def test_ppe_duty_access(client, example, session, mun_viewer):
     assert own.status_code == 200 and "PPE duty — Organisation OTHER" in own.text
     client.post("/logout")
 
-    login(client, "supply@example.org")  # a supply centre keeps no PPE duty
+    auth.login("supply@example.org")  # a supply centre keeps no PPE duty
     refused = client.get("/duty/ppe")
     assert refused.status_code == 403
     assert "The PPE duty is kept by municipalities, and you have access to none." in refused.text
     client.post("/logout")
 
-    login(client, "mun-viewer@example.org")
+    auth.login("mun-viewer@example.org")
     page = client.get("/duty/ppe?date=2026-11-23")
     assert page.status_code == 200 and row_cells(main_html(page), "MASK")[1] == "4,500"
     assert 'id="annual-use"' not in page.text and "Enter annual use" not in page.text
@@ -302,7 +303,7 @@ def test_ppe_duty_access(client, example, session, mun_viewer):
                                                            "use_3": "1"}).status_code == 403
     client.post("/logout")
 
-    login(client, "coordinator@example.org")
+    auth.login("coordinator@example.org")
     page = client.get("/duty/ppe?organisation=MUN&date=2026-11-23")
     assert page.status_code == 200 and 'id="annual-use"' not in page.text
     assert client.get("/duty/ppe?organisation=OTHER").status_code == 403  # outside the region
@@ -312,7 +313,7 @@ def test_ppe_duty_access(client, example, session, mun_viewer):
     assert bad_date.status_code == 400 and "write it as YYYY-MM-DD" in bad_date.text
     client.post("/logout")
 
-    login(client, "admin@example.org")
+    auth.login("admin@example.org")
     picker = client.get("/duty/ppe?organisation=MUN").text
     assert '<option value="OTHER"' in picker and '<option value="MUN" selected' in picker
     assert client.post("/duty/ppe?organisation=OTHER", data={
@@ -320,29 +321,22 @@ def test_ppe_duty_access(client, example, session, mun_viewer):
     assert session.scalar(sa.select(sa.func.count(Baseline.id))) == 2  # the example's and this
 
 
-def test_navigation_offers_the_duty_pages_by_kind(client, world, session):
-    login(client, "municipal@example.org")
+def test_navigation_offers_the_duty_pages_by_kind(client, auth, world, session):
+    auth.login("municipal@example.org")
     nav = client.get("/items").text.split('<main id="main"')[0]
     assert 'href="/duty/ppe"' in nav and 'href="/duty/critical-drugs"' not in nav
     client.post("/logout")
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     nav = client.get("/items").text.split('<main id="main"')[0]
     assert 'href="/duty/ppe"' not in nav and 'href="/duty/critical-drugs"' not in nav
 
 
-def test_the_ppe_page_runs_the_same_queries_however_many_items(client, world, session, five_groups, connection):
+def test_the_ppe_page_runs_the_same_queries_however_many_items(client, auth, world, session, five_groups, connection):
     for item in five_groups.values():
         stock(session, world, item, 500)
-    login(client, "municipal@example.org")
-    statements: list[str] = []
-
-    def count(*args):
-        if not args[2].startswith(("SAVEPOINT", "RELEASE")):  # the test's own transaction
-            statements.append(args[2])
-
+    auth.login("municipal@example.org")
     client.get("/duty/ppe?date=2026-11-23")  # warm-up: the user and the session cookie
-    sa.event.listen(connection, "before_cursor_execute", count)
-    try:
+    with counted(connection, ignore=OWN_TRANSACTION) as statements:
         client.get("/duty/ppe?date=2026-11-23")
         few = len(statements)
         for n in range(6):
@@ -354,8 +348,6 @@ def test_the_ppe_page_runs_the_same_queries_however_many_items(client, world, se
         page = client.get("/duty/ppe?date=2026-11-23")
         assert page.text.count('data-item="GLOVE-') == 6
         assert len(statements) == few, "\n\n".join(statements)
-    finally:
-        sa.event.remove(connection, "before_cursor_execute", count)
 
 
 # --- the critical drug list ------------------------------------------------------------------
@@ -407,8 +399,8 @@ def version(session) -> int:
                           .where(ItemList.code == "critical-drugs"))
 
 
-def test_critical_drug_list_worked_example(client, pharmacy):
-    login(client, "ph@example.org")
+def test_critical_drug_list_worked_example(client, auth, pharmacy):
+    auth.login("ph@example.org")
     response = client.get("/duty/critical-drugs")
     assert response.status_code == 200
     page = main_html(response)
@@ -431,8 +423,8 @@ def test_critical_drug_list_worked_example(client, pharmacy):
     assert "1 of 2 drugs are below their minimum: Propofol 10 mg/ml." in section(page, "summary")
 
 
-def test_pharmacist_adds_changes_and_removes_drugs_with_history(client, pharmacy, session):
-    login(client, "ph@example.org")
+def test_pharmacist_adds_changes_and_removes_drugs_with_history(client, auth, pharmacy, session):
+    auth.login("ph@example.org")
     # Add ETOMIDATE with a daily use typed with a decimal comma.
     added = client.post("/duty/critical-drugs?organisation=APOTEK", data={
         "item": "ETOMIDATE", "daily_use": "2,5", "min_days": "", "criticality": "medium",
@@ -489,8 +481,8 @@ def test_pharmacist_adds_changes_and_removes_drugs_with_history(client, pharmacy
         (2, "added"), (3, "added"), (4, "added"), (5, "changed"), (6, "removed")]
 
 
-def test_edit_link_fills_the_form_with_the_drug(client, pharmacy):
-    login(client, "ph@example.org")
+def test_edit_link_fills_the_form_with_the_drug(client, auth, pharmacy):
+    auth.login("ph@example.org")
     page = main_html(client.get("/duty/critical-drugs?organisation=APOTEK&edit=PROPOFOL"))
     assert "Change Propofol 10 mg/ml" in page
     assert re.search(r'<option selected value="PROPOFOL">|<option value="PROPOFOL" selected>', page)
@@ -499,8 +491,8 @@ def test_edit_link_fills_the_form_with_the_drug(client, pharmacy):
     assert re.search(r'<option selected value="KETAMINE">|<option value="KETAMINE" selected>', page)
 
 
-def test_drug_list_refusals_record_nothing(client, world, pharmacy, session):
-    login(client, "ph@example.org")
+def test_drug_list_refusals_record_nothing(client, auth, world, pharmacy, session):
+    auth.login("ph@example.org")
     not_a_drug = client.post("/duty/critical-drugs?organisation=APOTEK", data={"item": "MASK"})
     assert not_a_drug.status_code == 422
     assert "Item MASK is not a drug; the critical drug list holds drugs." in not_a_drug.text
@@ -517,9 +509,9 @@ def test_drug_list_refusals_record_nothing(client, world, pharmacy, session):
     assert session.scalar(sa.select(sa.func.count(Baseline.id))) == 3
 
 
-def test_critical_drug_list_access(client, world, pharmacy, session):
+def test_critical_drug_list_access(client, auth, world, pharmacy, session):
     add = {"item": "KETAMINE", "criticality": "low"}
-    login(client, "outsider@example.org")
+    auth.login("outsider@example.org")
     assert client.get("/duty/critical-drugs?organisation=APOTEK").status_code == 403
     refused = client.get("/duty/critical-drugs")
     assert refused.status_code == 403
@@ -528,7 +520,7 @@ def test_critical_drug_list_access(client, world, pharmacy, session):
     client.post("/logout")
 
     for reader in ("ph-viewer@example.org", "apo-staff@example.org", "coordinator@example.org"):
-        login(client, reader)
+        auth.login(reader)
         page = client.get("/duty/critical-drugs?organisation=APOTEK")
         assert page.status_code == 200, reader
         assert "18.0" in page.text and "already below" in page.text
@@ -541,7 +533,7 @@ def test_critical_drug_list_access(client, world, pharmacy, session):
 
     # A pharmacist of another pharmacy neither reads nor edits this one; their own page is empty
     # and reading it creates no list.
-    login(client, "ph2@example.org")
+    auth.login("ph2@example.org")
     assert client.get("/duty/critical-drugs?organisation=APOTEK").status_code == 403
     assert client.post("/duty/critical-drugs?organisation=APOTEK", data=add).status_code == 403
     assert client.post("/duty/critical-drugs/remove?organisation=APOTEK", data={"item": "NORADR"}).status_code == 403
@@ -552,22 +544,15 @@ def test_critical_drug_list_access(client, world, pharmacy, session):
     client.post("/logout")
 
     assert version(session) == 3 and entry_of(session, "KETAMINE") is None
-    login(client, "admin@example.org")
+    auth.login("admin@example.org")
     assert client.post("/duty/critical-drugs?organisation=APOTEK", data=add).status_code == 302
     assert entry_of(session, "KETAMINE").criticality == "low"
 
 
-def test_the_drug_list_runs_the_same_queries_however_many_drugs(client, pharmacy, session, connection):
-    login(client, "ph@example.org")
+def test_the_drug_list_runs_the_same_queries_however_many_drugs(client, auth, pharmacy, session, connection):
+    auth.login("ph@example.org")
     client.get("/duty/critical-drugs")
-    statements: list[str] = []
-
-    def count(*args):
-        if not args[2].startswith(("SAVEPOINT", "RELEASE")):  # the test's own transaction
-            statements.append(args[2])
-
-    sa.event.listen(connection, "before_cursor_execute", count)
-    try:
+    with counted(connection, ignore=OWN_TRANSACTION) as statements:
         client.get("/duty/critical-drugs")
         few = len(statements)
         the_list = session.scalar(sa.select(ItemList))
@@ -584,50 +569,34 @@ def test_the_drug_list_runs_the_same_queries_however_many_drugs(client, pharmacy
         page = client.get("/duty/critical-drugs")
         assert page.text.count('data-alternatives-for="DRUG-') == 5
         assert len(statements) == few, "\n\n".join(statements)
-    finally:
-        sa.event.remove(connection, "before_cursor_execute", count)
 
 
 # --- CSRF -----------------------------------------------------------------------------------
 
 class TestCsrf:
-    @pytest.fixture
-    def app_config(self, database_url):
-        return {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                "WTF_CSRF_ENABLED": True, "LOGIN_MAX_FAILURES": 5}
-
-    @staticmethod
-    def sign_in(client, user):
-        with client.session_transaction() as cookie_session:
-            cookie_session["_user_id"] = str(user.id)
-            cookie_session["_fresh"] = True
-
-    @staticmethod
-    def token(page: str) -> str:
-        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-
     ANNUAL = {"item": "GLOVE", "use_1": "10", "use_2": "10", "use_3": "10"}
 
-    def test_annual_use_needs_the_token(self, client, world, session):
-        self.sign_in(client, world.users["municipal"])
-        assert client.post("/duty/ppe?organisation=MUN", data=self.ANNUAL).status_code == 400
-        forged = client.post("/duty/ppe?organisation=MUN", data={**self.ANNUAL, "csrf_token": "forged"})
+    def test_annual_use_needs_the_token(self, csrf_client, auth, world, session):
+        auth.login(world.users["municipal"].email)
+        assert csrf_client.post("/duty/ppe?organisation=MUN", data=self.ANNUAL).status_code == 400
+        forged = csrf_client.post("/duty/ppe?organisation=MUN", data={**self.ANNUAL, "csrf_token": "forged"})
         assert forged.status_code == 400 and "Nothing was recorded" in forged.text
         assert session.scalar(sa.select(sa.func.count(Baseline.id))) == 0
-        token = self.token(client.get("/duty/ppe").text)
-        assert client.post("/duty/ppe?organisation=MUN", data={**self.ANNUAL, "csrf_token": token}).status_code == 302
+        token = csrf_token(csrf_client.get("/duty/ppe").text)
+        assert csrf_client.post("/duty/ppe?organisation=MUN",
+                                data={**self.ANNUAL, "csrf_token": token}).status_code == 302
         assert session.scalar(sa.select(sa.func.count(Baseline.id))) == 1
 
-    def test_drug_list_changes_need_the_token(self, client, pharmacy, session):
-        self.sign_in(client, session.scalar(sa.select(User).where(User.email == "ph@example.org")))
+    def test_drug_list_changes_need_the_token(self, csrf_client, auth, pharmacy, session):
+        auth.login("ph@example.org")
         add = {"item": "KETAMINE", "criticality": "low"}
-        assert client.post("/duty/critical-drugs?organisation=APOTEK", data=add).status_code == 400
-        assert client.post("/duty/critical-drugs/remove?organisation=APOTEK",
-                           data={"item": "NORADR"}).status_code == 400
+        assert csrf_client.post("/duty/critical-drugs?organisation=APOTEK", data=add).status_code == 400
+        assert csrf_client.post("/duty/critical-drugs/remove?organisation=APOTEK",
+                                data={"item": "NORADR"}).status_code == 400
         assert version(session) == 3
-        token = self.token(client.get("/duty/critical-drugs?organisation=APOTEK").text)
-        assert client.post("/duty/critical-drugs?organisation=APOTEK",
-                           data={**add, "csrf_token": token}).status_code == 302
-        assert client.post("/duty/critical-drugs/remove?organisation=APOTEK",
-                           data={"item": "NORADR", "csrf_token": token}).status_code == 302
+        token = csrf_token(csrf_client.get("/duty/critical-drugs?organisation=APOTEK").text)
+        assert csrf_client.post("/duty/critical-drugs?organisation=APOTEK",
+                                data={**add, "csrf_token": token}).status_code == 302
+        assert csrf_client.post("/duty/critical-drugs/remove?organisation=APOTEK",
+                                data={"item": "NORADR", "csrf_token": token}).status_code == 302
         assert version(session) == 5

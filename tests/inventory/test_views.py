@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import (Balance, Depot, Item, Lot, LotEvent, Movement, Organisation)
 from tests import factories
-from tests.conftest import login
+from tests.conftest import csrf_token
 
 
 TODAY = factories.TODAY
@@ -88,8 +88,8 @@ RECORDING = ["/receipts/new", "/issues/new", "/transfers/new", "/counts/new", "/
                 "/items/MASK/lots/M/status"], 403),
     ("municipal", ["/admin/items", "/items/MASK/lots/A/status", "/receipts/new?depot=SC-D"], 403),
 ])
-def test_pages_per_role(client, w, session, who, urls, status):
-    login(client, f"{who}@example.org")
+def test_pages_per_role(client, auth, w, session, who, urls, status):
+    auth.login(f"{who}@example.org")
     ids = {"sc": movement_of(session, w.centre_depot, "A").id,
            "mun": movement_of(session, w.municipal_depot, "M").id}
     for url in urls:
@@ -98,24 +98,24 @@ def test_pages_per_role(client, w, session, who, urls, status):
         assert "<nav" in response.text  # a full page in the layout, errors included
 
 
-def test_navigation_offers_only_what_the_user_may_use(client, w):
-    login(client, "viewer@example.org")
+def test_navigation_offers_only_what_the_user_may_use(client, auth, w):
+    auth.login("viewer@example.org")
     nav = client.get("/items").text.split("<main", 1)[0]
     assert "Items" in nav and "Receive" not in nav and "Organisations" not in nav
     client.post("/logout")
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     nav = client.get("/items").text.split("<main", 1)[0]
     assert "Receive" in nav and "Item catalogue" in nav and "Organisations" not in nav
     client.post("/logout")
-    login(client, "admin@example.org")
+    auth.login("admin@example.org")
     nav = client.get("/items").text.split("<main", 1)[0]
     assert all(word in nav for word in ("Organisations", "Depots", "Users", "Item catalogue"))
 
 
 # --- items and the item page --------------------------------------------------------------
 
-def test_items_page_shows_usable_and_on_hand_for_readable_organisations(client, w):
-    login(client, "supply@example.org")
+def test_items_page_shows_usable_and_on_hand_for_readable_organisations(client, auth, w):
+    auth.login("supply@example.org")
     page = main_html(client.get("/items"))
     mask_row = page.split("Item MASK</a>", 1)[1].split("</tr>", 1)[0]
     # Usable: A 30 + B 50; on hand also counts the expired lot X (5).
@@ -123,16 +123,16 @@ def test_items_page_shows_usable_and_on_hand_for_readable_organisations(client, 
     assert '<td class="num warn">85</td>' in mask_row
     assert "SC-D" in mask_row and "MUN-D" not in mask_row
     client.post("/logout")
-    login(client, "coordinator@example.org")
+    auth.login("coordinator@example.org")
     mask_row = main_html(client.get("/items")).split("Item MASK</a>", 1)[1].split("</tr>", 1)[0]
     assert "SC-D" in mask_row and "MUN-D" in mask_row
     assert '<td class="num strong">100</td>' in mask_row
 
 
-def test_items_filter_by_category_and_search(client, w, session):
+def test_items_filter_by_category_and_search(client, auth, w, session):
     factories.item(session, "MIDAZ", "drug", name="Midazolam 5 mg/ml", atc="N05CD08")
     session.commit()
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     drugs = main_html(client.get("/items?category=drug"))
     assert "Midazolam" in drugs and "Item MASK" not in drugs
     found = main_html(client.get("/items?q=glov"))
@@ -144,8 +144,8 @@ def test_items_filter_by_category_and_search(client, w, session):
     assert "No items match." in main_html(client.get("/items?q=%25_nothing"))
 
 
-def test_item_page_shows_lots_and_stock_card(client, w, session):
-    login(client, "supply@example.org")
+def test_item_page_shows_lots_and_stock_card(client, auth, w, session):
+    auth.login("supply@example.org")
     client.post("/receipts/new", data={"depot": "SC-D", "pool": "emergency", "item": "MASK",
                                        "lot_number": "B", "expiry": days(200).isoformat(),
                                        "quantity": "7", "reference": "DN-4711", "action": "record"})
@@ -166,8 +166,8 @@ def test_item_page_shows_lots_and_stock_card(client, w, session):
     assert "stability test" in page and "Lot history" in page
 
 
-def test_item_page_depot_filter_limits_the_card(client, w):
-    login(client, "coordinator@example.org")
+def test_item_page_depot_filter_limits_the_card(client, auth, w):
+    auth.login("coordinator@example.org")
     everything = main_html(client.get("/items/MASK"))
     assert "MUN-D" in everything and "SC-D" in everything
     only_mun = main_html(client.get("/items/MASK?depot=MUN-D"))
@@ -176,8 +176,8 @@ def test_item_page_depot_filter_limits_the_card(client, w):
     assert '<td class="num">20</td>' in card
 
 
-def test_item_page_shows_nothing_of_other_organisations(client, w):
-    login(client, "outsider@example.org")
+def test_item_page_shows_nothing_of_other_organisations(client, auth, w):
+    auth.login("outsider@example.org")
     page = main_html(client.get("/items/MASK"))
     assert "No stock of this item in the organisations you can see." in page
     assert "No movements of this item" in page
@@ -185,8 +185,8 @@ def test_item_page_shows_nothing_of_other_organisations(client, w):
     assert "MUN-D" not in main_html(client.get("/items"))
 
 
-def test_unknown_things_are_404(client, w):
-    login(client, "supply@example.org")
+def test_unknown_things_are_404(client, auth, w):
+    auth.login("supply@example.org")
     response = client.get("/items/NOPE")
     assert response.status_code == 404 and "No item with code" in response.text
     for movement_id in (999999, 2**31, 2**64):
@@ -197,8 +197,8 @@ def test_unknown_things_are_404(client, w):
 
 # --- receipts -----------------------------------------------------------------------------
 
-def test_receipt_posts_one_movement(client, w, session):
-    login(client, "supply@example.org")
+def test_receipt_posts_one_movement(client, auth, w, session):
+    auth.login("supply@example.org")
     response = client.post("/receipts/new", data={
         "depot": "SC-D", "pool": "operational", "item": "GLOVE", "lot_number": "G-1",
         "expiry": days(400).isoformat(), "quantity": "1200", "reference": "DN-1", "action": "record"},
@@ -213,8 +213,8 @@ def test_receipt_posts_one_movement(client, w, session):
     assert '<td class="num strong">1,200</td>' in glove_row  # grouped digits
 
 
-def test_refused_receipt_posts_nothing_and_says_why(client, w, session):
-    login(client, "supply@example.org")
+def test_refused_receipt_posts_nothing_and_says_why(client, auth, w, session):
+    auth.login("supply@example.org")
     before = movement_count(session)
     response = client.post("/receipts/new", data={
         "depot": "SC-D", "pool": "operational", "item": "GLOVE", "lot_number": "OLD",
@@ -234,8 +234,8 @@ def gs1(lot: str, expiry: dt.date, gtin: str = "07032069804988") -> str:
     return f"(01){gtin}(17){expiry:%y%m%d}(10){lot}"
 
 
-def test_receipt_scan_is_read_into_the_fields(client, w, session):
-    login(client, "supply@example.org")
+def test_receipt_scan_is_read_into_the_fields(client, auth, w, session):
+    auth.login("supply@example.org")
     before = movement_count(session)
     response = client.post("/receipts/new", data={
         "scan": gs1("SCAN-1", days(300)), "depot": "SC-D", "pool": "operational",
@@ -247,8 +247,8 @@ def test_receipt_scan_is_read_into_the_fields(client, w, session):
     assert movement_count(session) == before
 
 
-def test_receipt_from_a_scan_posts_item_lot_and_expiry(client, w, session):
-    login(client, "supply@example.org")
+def test_receipt_from_a_scan_posts_item_lot_and_expiry(client, auth, w, session):
+    auth.login("supply@example.org")
     response = client.post("/receipts/new", data={
         "scan": gs1("SCAN-2", days(300)), "depot": "SC-D", "pool": "emergency", "quantity": "40",
         "action": "record"})
@@ -258,8 +258,8 @@ def test_receipt_from_a_scan_posts_item_lot_and_expiry(client, w, session):
     assert qty(session, w.centre_depot, w.mask, "SCAN-2", "emergency") == 40
 
 
-def test_receipt_scan_refusals_name_the_scan_field(client, w, session):
-    login(client, "supply@example.org")
+def test_receipt_scan_refusals_name_the_scan_field(client, auth, w, session):
+    auth.login("supply@example.org")
     before = movement_count(session)
     unknown = client.post("/receipts/new", data={
         "scan": gs1("Z", days(300), gtin="04006381333931"), "depot": "SC-D", "pool": "operational",
@@ -297,8 +297,8 @@ def confirm_fields(response) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
 
 
-def test_issue_preview_shows_the_fefo_pick_and_posts_nothing(client, w, session):
-    login(client, "supply@example.org")
+def test_issue_preview_shows_the_fefo_pick_and_posts_nothing(client, auth, w, session):
+    auth.login("supply@example.org")
     before = movement_count(session)
     response = preview(client)
     assert response.status_code == 200
@@ -309,8 +309,8 @@ def test_issue_preview_shows_the_fefo_pick_and_posts_nothing(client, w, session)
     assert picked(with_shelf_life) == [("B", 40)]
 
 
-def test_issue_confirm_posts_the_previewed_lots(client, w, session):
-    login(client, "supply@example.org")
+def test_issue_confirm_posts_the_previewed_lots(client, auth, w, session):
+    auth.login("supply@example.org")
     fields = confirm_fields(preview(client))
     response = client.post("/issues/new", data={**fields, "action": "confirm"}, follow_redirects=True)
     assert response.request.path == "/items/MASK"
@@ -322,8 +322,8 @@ def test_issue_confirm_posts_the_previewed_lots(client, w, session):
     assert (qty(session, w.centre_depot, w.mask, "A"), qty(session, w.centre_depot, w.mask, "B")) == (0, 40)
 
 
-def test_issue_confirm_refuses_when_stock_changed_since_the_preview(client, w, session):
-    login(client, "supply@example.org")
+def test_issue_confirm_refuses_when_stock_changed_since_the_preview(client, auth, w, session):
+    auth.login("supply@example.org")
     fields = confirm_fields(preview(client))
     inventory.issue(session, factories.ctx(w.users["pharmacist"], today=TODAY), depot=w.centre_depot,
                     item=w.mask, quantity=5)  # someone else takes 5 of lot A meanwhile
@@ -337,8 +337,8 @@ def test_issue_confirm_refuses_when_stock_changed_since_the_preview(client, w, s
     assert qty(session, w.centre_depot, w.mask, "A") == 25
 
 
-def test_refused_issue_shows_the_usable_lots_and_posts_nothing(client, w, session):
-    login(client, "supply@example.org")
+def test_refused_issue_shows_the_usable_lots_and_posts_nothing(client, auth, w, session):
+    auth.login("supply@example.org")
     before = movement_count(session)
     for action in ("preview", "confirm"):
         response = client.post("/issues/new", data={**ISSUE, "quantity": "200", "action": action,
@@ -351,8 +351,8 @@ def test_refused_issue_shows_the_usable_lots_and_posts_nothing(client, w, sessio
     assert movement_count(session) == before
 
 
-def test_issue_of_a_named_lot_records_the_override(client, w, session):
-    login(client, "supply@example.org")
+def test_issue_of_a_named_lot_records_the_override(client, auth, w, session):
+    auth.login("supply@example.org")
     missing_reason = preview(client, lot_number="B")
     assert missing_reason.status_code == 422
     assert "Say why this lot is taken instead of the FEFO pick." in missing_reason.text
@@ -371,8 +371,8 @@ def test_issue_of_a_named_lot_records_the_override(client, w, session):
 
 # --- transfer, count, disposal, reversal, lots ------------------------------------------------
 
-def test_transfer_posts_both_legs(client, w, session):
-    login(client, "supply@example.org")
+def test_transfer_posts_both_legs(client, auth, w, session):
+    auth.login("supply@example.org")
     response = client.post("/transfers/new", data={
         "from_depot": "SC-D", "from_pool": "operational", "to_depot": "SC-D", "to_pool": "emergency",
         "item": "MASK", "quantity": "35", "lot_number": "", "reference": "", "reason": "build-up"},
@@ -394,8 +394,8 @@ def test_transfer_posts_both_legs(client, w, session):
     assert movement_count(session) == before
 
 
-def test_count_posts_the_difference_or_nothing(client, w, session):
-    login(client, "supply@example.org")
+def test_count_posts_the_difference_or_nothing(client, auth, w, session):
+    auth.login("supply@example.org")
     response = client.post("/counts/new", data={
         "depot": "SC-D", "pool": "operational", "item": "MASK", "lot_number": "A",
         "counted_quantity": "27", "reason": "annual count"}, follow_redirects=True)
@@ -415,8 +415,8 @@ def test_count_posts_the_difference_or_nothing(client, w, session):
     assert movement_count(session) == before
 
 
-def test_disposal_posts_and_refuses_more_than_on_hand(client, w, session):
-    login(client, "supply@example.org")
+def test_disposal_posts_and_refuses_more_than_on_hand(client, auth, w, session):
+    auth.login("supply@example.org")
     before = movement_count(session)
     refused = client.post("/disposals/new", data={
         "depot": "SC-D", "pool": "operational", "item": "MASK", "lot_number": "X", "quantity": "6",
@@ -432,8 +432,8 @@ def test_disposal_posts_and_refuses_more_than_on_hand(client, w, session):
     assert qty(session, w.centre_depot, w.mask, "X") == 0
 
 
-def test_reversal_from_the_stock_card(client, w, session):
-    login(client, "supply@example.org")
+def test_reversal_from_the_stock_card(client, auth, w, session):
+    auth.login("supply@example.org")
     receipt = movement_of(session, w.centre_depot, "B")
     card = main_html(client.get("/items/MASK"))
     assert f'href="/movements/{receipt.id}/reverse"' in card
@@ -452,8 +452,8 @@ def test_reversal_from_the_stock_card(client, w, session):
     assert f'href="/movements/{receipt.id}/reverse"' not in main_html(client.get("/items/MASK"))
 
 
-def test_lot_status_change_and_shelf_life_extension(client, w, session):
-    login(client, "supply@example.org")
+def test_lot_status_change_and_shelf_life_extension(client, auth, w, session):
+    auth.login("supply@example.org")
     response = client.post("/items/MASK/lots/A/status", data={"status": "quarantined",
                                                               "reason": "temperature excursion"},
                            follow_redirects=True)
@@ -476,8 +476,8 @@ def test_lot_status_change_and_shelf_life_extension(client, w, session):
 
 # --- administration -----------------------------------------------------------------------
 
-def test_admin_creates_organisations_and_depots(client, w, session):
-    login(client, "admin@example.org")
+def test_admin_creates_organisations_and_depots(client, auth, w, session):
+    auth.login("admin@example.org")
     response = client.post("/admin/organisations", data={
         "code": "KOMMUNE-5501", "name": "Tromsø kommune", "kind": "municipality", "parent": "REG",
         "population": "78745"}, follow_redirects=True)
@@ -496,8 +496,8 @@ def test_admin_creates_organisations_and_depots(client, w, session):
     assert session.scalar(sa.select(Depot.organisation_id).where(Depot.code == "TR-1")) == org.id
 
 
-def test_supply_staff_create_items(client, w, session):
-    login(client, "supply@example.org")
+def test_supply_staff_create_items(client, auth, w, session):
+    auth.login("supply@example.org")
     response = client.post("/admin/items", data={
         "code": "PPE-FFP3", "name": "Respirator FFP3", "category": "ppe", "unit": "piece",
         "pack_size": "20", "gtin": "4006381333931", "ppe_group": "respirators", "has_expiry": "y"},
@@ -551,8 +551,8 @@ def _outsider_requests(w, session):
     ]
 
 
-def test_outsider_is_refused_everywhere_and_nothing_changes(client, w, session):
-    login(client, "outsider@example.org")
+def test_outsider_is_refused_everywhere_and_nothing_changes(client, auth, w, session):
+    auth.login("outsider@example.org")
     movements_before = movement_count(session)
     lots_before = session.execute(sa.select(Lot.lot_number, Lot.status, Lot.expiry).order_by(Lot.id)).all()
     for method, url, data in _outsider_requests(w, session):
@@ -564,9 +564,9 @@ def test_outsider_is_refused_everywhere_and_nothing_changes(client, w, session):
     assert session.scalar(sa.select(sa.func.count(Item.id)).where(Item.code == "NEW-I")) == 0
 
 
-def test_outsider_may_record_for_their_own_depot(client, w, session):
+def test_outsider_may_record_for_their_own_depot(client, auth, w, session):
     # The same forms work for the outsider's own organisation: the refusals above are about access.
-    login(client, "outsider@example.org")
+    auth.login("outsider@example.org")
     response = client.post("/receipts/new", data={
         "depot": "OTHER-D", "pool": "operational", "item": "MASK", "lot_number": "O-1",
         "expiry": days(50).isoformat(), "quantity": "5", "action": "record"})
@@ -578,52 +578,37 @@ def test_outsider_may_record_for_their_own_depot(client, w, session):
 # --- CSRF -----------------------------------------------------------------------------------
 
 class TestCsrf:
-    @pytest.fixture
-    def app_config(self, database_url):
-        return {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                "WTF_CSRF_ENABLED": True, "LOGIN_MAX_FAILURES": 5}
-
-    @staticmethod
-    def sign_in(client, user):
-        with client.session_transaction() as cookie_session:
-            cookie_session["_user_id"] = str(user.id)
-            cookie_session["_fresh"] = True
-
-    @staticmethod
-    def token(page: str) -> str:
-        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-
     RECEIPT = {"depot": "SC-D", "pool": "operational", "item": "GLOVE", "lot_number": "C-1",
                "quantity": "10", "action": "record"}
 
-    def test_form_post_without_token_is_refused_and_posts_nothing(self, client, w, session):
-        self.sign_in(client, w.users["supply"])
+    def test_form_post_without_token_is_refused_and_posts_nothing(self, csrf_client, auth, w, session):
+        auth.login(w.users["supply"].email)
         before = movement_count(session)
-        response = client.post("/receipts/new", data={**self.RECEIPT, "expiry": days(90).isoformat()})
+        response = csrf_client.post("/receipts/new", data={**self.RECEIPT, "expiry": days(90).isoformat()})
         assert response.status_code == 400
         assert "Nothing was recorded" in response.text
         assert movement_count(session) == before
-        forged = client.post("/receipts/new", data={**self.RECEIPT, "expiry": days(90).isoformat(),
-                                                     "csrf_token": "forged"})
+        forged = csrf_client.post("/receipts/new", data={**self.RECEIPT, "expiry": days(90).isoformat(),
+                                                          "csrf_token": "forged"})
         assert forged.status_code == 400
         assert movement_count(session) == before
 
-    def test_form_post_with_the_token_is_recorded(self, client, w, session):
-        self.sign_in(client, w.users["supply"])
-        token = self.token(client.get("/receipts/new").text)
-        response = client.post("/receipts/new", data={**self.RECEIPT, "expiry": days(90).isoformat(),
-                                                      "csrf_token": token})
+    def test_form_post_with_the_token_is_recorded(self, csrf_client, auth, w, session):
+        auth.login(w.users["supply"].email)
+        token = csrf_token(csrf_client.get("/receipts/new").text)
+        response = csrf_client.post("/receipts/new", data={**self.RECEIPT, "expiry": days(90).isoformat(),
+                                                           "csrf_token": token})
         assert response.status_code == 302
         assert qty(session, w.centre_depot, w.glove, "C-1") == 10
 
-    def test_sign_in_and_out_need_the_token(self, client, w):
-        response = client.post("/login", data={"email": "supply@example.org",
-                                               "password": factories.PASSWORD})
+    def test_sign_in_and_out_need_the_token(self, csrf_client, w):
+        response = csrf_client.post("/login", data={"email": "supply@example.org",
+                                                    "password": factories.PASSWORD})
         assert response.status_code == 400
-        assert client.get("/items").status_code == 302
-        token = self.token(client.get("/login").text)
-        client.post("/login", data={"email": "supply@example.org", "password": factories.PASSWORD,
-                                    "csrf_token": token})
-        assert client.get("/items").status_code == 200
-        assert client.post("/logout").status_code == 400
-        assert client.get("/items").status_code == 200
+        assert csrf_client.get("/items").status_code == 302
+        token = csrf_token(csrf_client.get("/login").text)
+        csrf_client.post("/login", data={"email": "supply@example.org", "password": factories.PASSWORD,
+                                         "csrf_token": token})
+        assert csrf_client.get("/items").status_code == 200
+        assert csrf_client.post("/logout").status_code == 400
+        assert csrf_client.get("/items").status_code == 200

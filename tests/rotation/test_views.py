@@ -18,7 +18,6 @@ from stockpile.inventory.models import Lot, Movement, Organisation
 from stockpile.rotation import services as rotation
 from stockpile.rotation.models import RotationTask
 from tests import factories
-from tests.conftest import login
 from tests.rotation.test_api import TODAY, build_centre, emergency_and_operational, in_days, movement_count
 
 
@@ -58,8 +57,8 @@ def tasks_by_lot(session) -> dict[str, RotationTask]:
 
 # --- the list ---------------------------------------------------------------------------------
 
-def test_the_list_groups_the_worked_example(client, session, world, centre):
-    login(client, "supply@example.org")
+def test_the_list_groups_the_worked_example(client, auth, session, world, centre):
+    auth.login("supply@example.org")
     response = client.get("/rotation")
     assert response.status_code == 200
     # The page synced the tasks (and committed them) before listing them.
@@ -86,25 +85,25 @@ def test_the_list_groups_the_worked_example(client, session, world, centre):
     assert "No rotation was carried out" in section(response, "done")
 
 
-def test_a_lot_due_this_week(client, session, world, centre):
+def test_a_lot_due_this_week(client, auth, session, world, centre):
     # 100 syringes at 10 a day take 10 days; used up 28 days before expiry (day 41): start on day 3.
     syringe = factories.item(session, "SYR", "consumable", name="Syringe")
     coverage.set_manual_baseline(session, factories.ctx(today=TODAY), organisation=world.centre, item=syringe,
                                   weekly_use=70)
     factories.receive(session, world.centre_depot, syringe, "S1", in_days(41), 100, pool="emergency", today=TODAY)
     session.commit()
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     due = section(client.get("/rotation"), "due")
     assert "Syringe" in due and ">S1<" in due and "in 3 days" in due and in_days(3).isoformat() in due
     assert links(due, "Move to daily use") == [f"/rotation/tasks/{tasks_by_lot(session)['S1'].id}/complete"]
 
 
-def test_the_suggestions_open_prefilled_forms(client, session, world, centre):
+def test_the_suggestions_open_prefilled_forms(client, auth, session, world, centre):
     # Masks nobody uses: all of them at risk, to extend or dispose of.
     factories.receive(session, world.centre_depot, world.mask, "M1", in_days(300), 100, pool="emergency",
                       today=TODAY)
     session.commit()
-    login(client, "supply@example.org")
+    auth.login("supply@example.org")
     at_risk = section(client.get("/rotation"), "at-risk")
     # Supply staff do not record stock for LOW: the stock leaves the centre's books as an issue to it.
     [to_low] = links(at_risk, "Open the issue form")[:1]
@@ -127,8 +126,8 @@ def test_the_suggestions_open_prefilled_forms(client, session, world, centre):
     assert re.search(r'name="lot_number"[^>]*value="M1"', page) and re.search(r'name="quantity"[^>]*value="100"', page)
 
 
-def test_an_administrator_gets_the_transfer_form(client, session, world, centre):
-    login(client, "admin@example.org")
+def test_an_administrator_gets_the_transfer_form(client, auth, session, world, centre):
+    auth.login("admin@example.org")
     at_risk = section(client.get("/rotation?organisation=SC"), "at-risk")
     to_low, to_high = links(at_risk, "Open the transfer form")
     assert query(to_low) == {"_path": "/transfers/new", "from_depot": "SC-D", "from_pool": "emergency",
@@ -142,8 +141,8 @@ def test_an_administrator_gets_the_transfer_form(client, session, world, centre)
 
 # --- two clicks -------------------------------------------------------------------------------
 
-def test_move_to_daily_use_in_two_clicks(client, session, world, centre):
-    login(client, "supply@example.org")
+def test_move_to_daily_use_in_two_clicks(client, auth, session, world, centre):
+    auth.login("supply@example.org")
     first = client.get("/rotation")
     [move] = links(section(first, "overdue"), "Move to daily use")
     before = movement_count(session)
@@ -177,8 +176,8 @@ def test_move_to_daily_use_in_two_clicks(client, session, world, centre):
     assert movement_count(session) == before + 2
 
 
-def test_a_refused_confirmation_posts_nothing(client, session, world, centre):
-    login(client, "supply@example.org")
+def test_a_refused_confirmation_posts_nothing(client, auth, session, world, centre):
+    auth.login("supply@example.org")
     client.get("/rotation")
     task = tasks_by_lot(session)["B"]
     before = movement_count(session)
@@ -196,8 +195,8 @@ def test_a_refused_confirmation_posts_nothing(client, session, world, centre):
 
 # --- the timeline -----------------------------------------------------------------------------
 
-def test_the_timeline_draws_a_bar_per_lot(client, session, world, centre):
-    login(client, "viewer@example.org")
+def test_the_timeline_draws_a_bar_per_lot(client, auth, session, world, centre):
+    auth.login("viewer@example.org")
     response = client.get("/rotation/SC/TUBE")
     assert response.status_code == 200
     svg = main_html(response).split("<svg", 1)[1].split("</svg>", 1)[0]
@@ -217,8 +216,8 @@ def test_the_timeline_draws_a_bar_per_lot(client, session, world, centre):
     assert "Move to daily use" not in main_html(response)  # a viewer reads only
 
 
-def test_timeline_of_an_item_without_emergency_stock(client, world, centre):
-    login(client, "supply@example.org")
+def test_timeline_of_an_item_without_emergency_stock(client, auth, world, centre):
+    auth.login("supply@example.org")
     response = client.get("/rotation/SC/GLOVE")
     assert response.status_code == 200 and "nothing to rotate" in response.text and "<svg" not in response.text
     assert client.get("/rotation/SC/NOPE").status_code == 404
@@ -227,8 +226,8 @@ def test_timeline_of_an_item_without_emergency_stock(client, world, centre):
 
 # --- access -----------------------------------------------------------------------------------
 
-def test_readers_see_the_list_read_only(client, session, world, centre):
-    login(client, "viewer@example.org")
+def test_readers_see_the_list_read_only(client, auth, session, world, centre):
+    auth.login("viewer@example.org")
     response = client.get("/rotation")
     assert response.status_code == 200 and "Read only" in response.text
     page = main_html(response)
@@ -240,12 +239,12 @@ def test_readers_see_the_list_read_only(client, session, world, centre):
     assert movement_count(session) == before
 
 
-def test_outsiders_are_refused(client, session, world, centre):
-    login(client, "supply@example.org")
+def test_outsiders_are_refused(client, auth, session, world, centre):
+    auth.login("supply@example.org")
     client.get("/rotation")
     task = tasks_by_lot(session)["A"]
     client.post("/logout")
-    login(client, "outsider@example.org")
+    auth.login("outsider@example.org")
     assert client.get("/rotation?organisation=SC").status_code == 403
     assert client.get("/rotation/SC/TUBE").status_code == 403
     assert client.get(f"/rotation/tasks/{task.id}/complete").status_code == 404
@@ -261,8 +260,8 @@ def test_the_pages_need_a_sign_in(client, world, centre):
 
 @pytest.mark.parametrize("path", ["/rotation?organisation=" + "X" * 300, "/rotation/tasks/99999999999/complete",
                                   "/rotation/SC/" + "X" * 300])
-def test_odd_addresses_are_answered_not_crashed(client, world, centre, path):
-    login(client, "supply@example.org")
+def test_odd_addresses_are_answered_not_crashed(client, auth, world, centre, path):
+    auth.login("supply@example.org")
     assert client.get(path).status_code == 404
 
 
@@ -320,8 +319,8 @@ def receipt(client, **fields):
     return client.post("/receipts/new", data=data)
 
 
-def test_the_swap_is_offered_where_there_is_emergency_stock(client, world, centre):
-    login(client, "supply@example.org")
+def test_the_swap_is_offered_where_there_is_emergency_stock(client, auth, world, centre):
+    auth.login("supply@example.org")
     offered = main_html(client.get("/receipts/new?depot=SC-D&pool=emergency&item=TUBE&swap=1"))
     assert "move the same quantity of the oldest emergency stock to daily use" in offered
     assert re.search(r'<input[^>]*checked[^>]*name="swap"|<input[^>]*name="swap"[^>]*checked', offered)
@@ -329,8 +328,8 @@ def test_the_swap_is_offered_where_there_is_emergency_stock(client, world, centr
     assert 'name="swap"' not in main_html(client.get("/receipts/new"))
 
 
-def test_receiving_with_the_swap(client, session, world, centre):
-    login(client, "supply@example.org")
+def test_receiving_with_the_swap(client, auth, session, world, centre):
+    auth.login("supply@example.org")
     before = movement_count(session)
     response = receipt(client, swap="y")
     assert response.status_code == 302, main_html(response)
@@ -344,8 +343,8 @@ def test_receiving_with_the_swap(client, session, world, centre):
     ({"item": "GLOVE"}, "no older usable emergency stock of GLOVE"),
     ({"pool": "operational"}, "The swap puts the fresh lot into the emergency pool"),
 ])
-def test_a_refused_swap_records_no_receipt(client, session, world, centre, fields, message):
-    login(client, "supply@example.org")
+def test_a_refused_swap_records_no_receipt(client, auth, session, world, centre, fields, message):
+    auth.login("supply@example.org")
     before = movement_count(session)
     response = receipt(client, swap="y", **fields)
     assert response.status_code == 422
