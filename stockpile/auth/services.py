@@ -106,6 +106,13 @@ def authenticate(session: so.Session, email: str, password: str, *, max_failures
     return user
 
 
+def users(session: so.Session) -> list[User]:
+    """Every user by e-mail address, with their memberships and organisations."""
+    return list(session.scalars(
+        sa.select(User).options(so.selectinload(User.memberships).joinedload(Membership.organisation))
+        .order_by(User.email)))
+
+
 def is_locked(user: User) -> bool:
     return user.locked_until is not None and user.locked_until > utcnow()
 

@@ -6,8 +6,6 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -19,7 +17,7 @@ from werkzeug.wrappers import Response
 from stockpile import pages
 from stockpile.auth import services as auth
 from stockpile.auth.forms import LoginForm, MembershipForm, TokenForm, UserCreateForm, role_label
-from stockpile.auth.models import Membership, User
+from stockpile.auth.models import User
 from stockpile.db import get
 from stockpile.errors import DomainError, NotFound
 from stockpile.extensions import db, login_manager
@@ -142,15 +140,12 @@ def _organisation_from(form: DomainForm, field: str) -> Organisation | None:
 
 def _users_page(create_form: UserCreateForm | None = None, status: int = 200,
                 token: tuple[User, str] | None = None) -> tuple[str, int]:
-    users = db.session.scalars(
-        sa.select(User).options(so.selectinload(User.memberships).joinedload(Membership.organisation))
-        .order_by(User.email)).all()
     if create_form is None:
         create_form = UserCreateForm(formdata=None)
     create_form.organisation.choices = pages.organisation_choices(blank="—")
     membership_form = MembershipForm(formdata=None)
     membership_form.organisation.choices = pages.organisation_choices()
-    return render_template("admin/users.html", users=users, form=create_form,
+    return render_template("admin/users.html", users=auth.users(db.session), form=create_form,
                            membership_form=membership_form, token_form=TokenForm(formdata=None),
                            action_form=DomainForm(formdata=None), new_token=token), status
 
