@@ -257,10 +257,7 @@ def webhooks() -> Any:
 
 
 def _webhook(webhook_id: int) -> Webhook:
-    hook = get(db.session, Webhook, webhook_id)
-    if hook is None:
-        raise NotFound(_("No webhook %(id)s.", id=webhook_id))
-    return hook
+    return pages.get_or_404(Webhook, webhook_id, _("No webhook %(id)s.", id=webhook_id))
 
 
 @bp.route("/admin/webhooks/<int:webhook_id>", methods=["GET", "POST"])

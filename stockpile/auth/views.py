@@ -18,8 +18,7 @@ from stockpile import pages
 from stockpile.auth import services as auth
 from stockpile.auth.forms import LoginForm, MembershipForm, TokenForm, UserCreateForm, role_label
 from stockpile.auth.models import User
-from stockpile.db import get
-from stockpile.errors import DomainError, NotFound
+from stockpile.errors import DomainError
 from stockpile.extensions import db, login_manager
 from stockpile.forms import DomainForm
 from stockpile.inventory import services as inventory
@@ -127,10 +126,7 @@ def inject_user_context() -> dict[str, Any]:
 
 
 def _user_or_404(user_id: int) -> User:
-    user = get(db.session, User, user_id)
-    if user is None:
-        raise NotFound(_("No user with id %(id)s.", id=user_id))
-    return user
+    return pages.get_or_404(User, user_id, _("No user with id %(id)s.", id=user_id))
 
 
 def _organisation_from(form: DomainForm, field: str) -> Organisation | None:
