@@ -3,7 +3,7 @@ emergency lots, its rotation tasks, and carrying a task out.
 
 The plan and the tasks are read by those who may read the organisation; a task is carried out
 by those who record its stock (and administrators). Reading never writes: tasks are kept in step
-with the plan by the scheduler and the rotation page (``rotation.sync_tasks``).
+with the plan by the scheduler's ``rotation`` job (``rotation.sync_tasks``).
 """
 
 from __future__ import annotations

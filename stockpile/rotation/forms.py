@@ -16,3 +16,7 @@ class CompleteTaskForm(DomainForm):
     """
 
     quantity = HiddenField(validators=[DataRequired(), Regexp(r"^[1-9]\d{0,9}$")])
+
+
+class MoveLotForm(DomainForm):
+    """The "Move to daily use" button of a lot the hourly planning run has not given a task yet."""

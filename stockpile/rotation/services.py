@@ -504,3 +504,18 @@ def receiving_depot(session: so.Session, organisation: Organisation) -> Depot | 
     by code (None if it has none)."""
     return session.scalar(sa.select(Depot).where(Depot.organisation_id == organisation.id)
                           .order_by(Depot.code).limit(1))
+
+
+def open_task_for(session: so.Session, *, today: dt.date, organisation: Organisation, lot_id: int,
+                  depot_id: int) -> RotationTask:
+    """The open rotation task of an emergency lot in a depot, after bringing the organisation's
+    tasks in step with today's plan (the hourly run may not have been since the lot arrived).
+    ``Conflict`` when the plan has nothing to rotate there (the lot was used, moved or held)."""
+    sync_tasks(session, today=today, organisations=[organisation])
+    task = session.scalar(sa.select(RotationTask).where(
+        RotationTask.organisation_id == organisation.id, RotationTask.lot_id == lot_id,
+        RotationTask.depot_id == depot_id, RotationTask.state.in_([s.value for s in OPEN_STATES])))
+    if task is None:
+        raise Conflict("This lot has nothing to rotate any more: it is no longer in the emergency pool "
+                       "there, or it is held.", code="nothing_to_rotate")
+    return task

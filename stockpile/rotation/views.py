@@ -4,6 +4,10 @@ task out in two clicks, and a timeline per item.
 Everyone who may read an organisation sees its rotation; those who record its stock (and
 administrators) carry tasks out and get the suggested actions as links to the movement forms,
 which check access again when they post.
+
+The pages only read. What they show is the plan as of today, computed on each visit; a lot's
+"Move to daily use" button is its open rotation task, which the scheduler's hourly ``rotation``
+job keeps in step with the plan (``rotation.sync_tasks``).
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from flask_login import current_user
 
 from stockpile import pages
 from stockpile.auth import services as auth
-from stockpile.db import begin_write, get
-from stockpile.errors import Conflict, DomainError, NotFound
+from stockpile.db import get
+from stockpile.errors import Conflict, DomainError, InvalidInput, NotFound
 from stockpile.extensions import db
 from stockpile.inventory import services as inventory
 from stockpile.inventory.models import Item, Organisation, OrganisationKind, Pool
 from stockpile.rotation import services as rotation
-from stockpile.rotation.forms import CompleteTaskForm
+from stockpile.rotation.forms import CompleteTaskForm, MoveLotForm
 from stockpile.rotation.models import OPEN_STATES, RotationTask, TaskState
 from stockpile.web import posting_context as _context
 from stockpile.web import today as _today
@@ -47,19 +51,6 @@ def _default(orgs: Sequence[Organisation]) -> Organisation | None:
     own = {m.organisation_id for m in current_user.memberships}
     return min(orgs, key=lambda o: (writable is not None and o.id not in writable, o.id not in own,
                                     o.kind != OrganisationKind.SUPPLY_CENTRE, o.name), default=None)
-
-
-def _sync(organisation: Organisation, today: dt.date) -> None:
-    """Bring the organisation's rotation tasks up to date with the plan, committed.
-
-    The sign-in's reads end first, so the sync starts as a writer (``BEGIN IMMEDIATE`` on
-    SQLite): a read snapshot cannot be turned into a write once another writer has committed.
-    """
-    session = db.session
-    session.commit()
-    begin_write(session)
-    rotation.sync_tasks(session, today=today, organisations=[organisation])
-    session.commit()
 
 
 @dataclass(frozen=True)
@@ -113,9 +104,6 @@ def overview() -> Any:
         return render_template("rotation/overview.html", organisation=None, orgs=orgs, today=today)
     if organisation not in orgs:
         orgs = sorted([*orgs, organisation], key=lambda o: o.name)
-    # Cheap for one organisation, and it keeps the list current without waiting for the scheduler.
-    _sync(organisation, today)
-
     can_write = auth.can_write(current_user, organisation.id)
     plans = rotation.rotation_plan(db.session, [organisation], today=today)
     groups = rotation.lots_by_state(plans, rotation.open_tasks(db.session, organisation), today)
@@ -138,6 +126,26 @@ def _task(task_id: int) -> RotationTask:
         raise NotFound(_("No rotation task %(id)s.", id=task_id))
     auth.require_write(current_user, task.organisation)
     return task
+
+
+@bp.route("/rotation/<org_code>/lots/<int:lot_id>/<int:depot_id>/move", methods=["POST"])
+def move_lot(org_code: str, lot_id: int, depot_id: int) -> Any:
+    """The first click on a lot without a task yet: make its task from today's plan, then show
+    what will be posted (the second click confirms)."""
+    organisation = pages.readable_organisation(org_code.strip()[:40])
+    auth.require_write(current_user, organisation)
+    form = MoveLotForm()
+    try:
+        if not form.validate():
+            raise InvalidInput(_("The form has expired; open the rotation page again."))
+        task = rotation.open_task_for(db.session, today=_today(), organisation=organisation,
+                                      lot_id=lot_id, depot_id=depot_id)
+        db.session.commit()
+    except Conflict as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("rotation.overview", organisation=organisation.code))
+    return redirect(url_for("rotation.complete", task_id=task.id))
 
 
 @bp.route("/rotation/tasks/<int:task_id>/complete", methods=["GET", "POST"])
@@ -301,8 +309,6 @@ def timeline(org_code: str, item_code: str) -> Any:
     organisation = pages.readable_organisation(org_code.strip()[:40])
     item = inventory.by_code(db.session, Item, item_code.strip()[:40], field="item")
     today = _today()
-    # As on the list: the tasks behind the "Move to daily use" buttons are current.
-    _sync(organisation, today)
     plans = rotation.rotation_plan(db.session, [organisation], today=today, item=item)
     item_plan = plans[0] if plans else None
     tasks = rotation.open_tasks(db.session, organisation, item=item)

@@ -50,6 +50,12 @@ def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(parts.query).items()} | {"_path": parts.path}
 
 
+def the_rotation_job_ran(session) -> None:
+    """Tasks as the scheduler's hourly ``rotation`` job leaves them (the pages only read)."""
+    rotation.sync_tasks(session, today=TODAY)
+    session.commit()
+
+
 def tasks_by_lot(session) -> dict[str, RotationTask]:
     return {t.lot.lot_number: t for t in session.scalars(
         sa.select(RotationTask).where(RotationTask.state.in_(["planned", "due", "overdue"])))}
@@ -58,10 +64,10 @@ def tasks_by_lot(session) -> dict[str, RotationTask]:
 # --- the list ---------------------------------------------------------------------------------
 
 def test_the_list_groups_the_worked_example(client, auth, session, world, centre):
+    the_rotation_job_ran(session)
     auth.login("supply@example.org")
     response = client.get("/rotation")
     assert response.status_code == 200
-    # The page synced the tasks (and committed them) before listing them.
     tasks = tasks_by_lot(session)
     assert {n: t.state for n, t in tasks.items()} == {"A": "overdue", "B": "planned", "C": "planned"}
 
@@ -92,6 +98,7 @@ def test_a_lot_due_this_week(client, auth, session, world, centre):
                                   weekly_use=70)
     factories.receive(session, world.centre_depot, syringe, "S1", in_days(41), 100, pool="emergency", today=TODAY)
     session.commit()
+    the_rotation_job_ran(session)
     auth.login("supply@example.org")
     due = section(client.get("/rotation"), "due")
     assert "Syringe" in due and ">S1<" in due and "in 3 days" in due and in_days(3).isoformat() in due
@@ -142,6 +149,7 @@ def test_an_administrator_gets_the_transfer_form(client, auth, session, world, c
 # --- two clicks -------------------------------------------------------------------------------
 
 def test_move_to_daily_use_in_two_clicks(client, auth, session, world, centre):
+    the_rotation_job_ran(session)
     auth.login("supply@example.org")
     first = client.get("/rotation")
     [move] = links(section(first, "overdue"), "Move to daily use")
@@ -176,9 +184,34 @@ def test_move_to_daily_use_in_two_clicks(client, auth, session, world, centre):
     assert movement_count(session) == before + 2
 
 
-def test_a_refused_confirmation_posts_nothing(client, auth, session, world, centre):
+def test_the_pages_only_read_and_a_lot_without_a_task_gets_one_when_moved(client, auth, session, world,
+                                                                          centre):
+    """Before the hourly run has given lot A a task, its button posts: the task is made from
+    today's plan and the confirm page follows. Looking at the pages writes nothing."""
     auth.login("supply@example.org")
-    client.get("/rotation")
+    first = client.get("/rotation")
+    client.get("/rotation/SC/TUBE")
+    assert tasks_by_lot(session) == {}
+    overdue = section(first, "overdue")
+    assert links(overdue, "Move to daily use") == []
+    lot_a = session.scalar(sa.select(Lot).where(Lot.lot_number == "A"))
+    target = f"/rotation/SC/lots/{lot_a.id}/{world.centre_depot.id}/move"
+    assert f'action="{target}"' in overdue
+    moved = client.post(target)
+    task = tasks_by_lot(session)["A"]
+    assert moved.status_code == 302 and moved.headers["Location"].endswith(f"/rotation/tasks/{task.id}/complete")
+    assert task.state == "overdue"
+    # A lot with nothing to rotate there: said so, nothing made.
+    gone = client.post(f"/rotation/SC/lots/{lot_a.id}/999999/move", follow_redirects=True)
+    assert "nothing to rotate any more" in gone.text
+    client.post("/logout")
+    auth.login("viewer@example.org")
+    assert client.post(target).status_code == 403
+
+
+def test_a_refused_confirmation_posts_nothing(client, auth, session, world, centre):
+    the_rotation_job_ran(session)
+    auth.login("supply@example.org")
     task = tasks_by_lot(session)["B"]
     before = movement_count(session)
     # Stock changed after the confirm page was shown: 500 were there, 600 "confirmed".
@@ -227,6 +260,7 @@ def test_timeline_of_an_item_without_emergency_stock(client, auth, world, centre
 # --- access -----------------------------------------------------------------------------------
 
 def test_readers_see_the_list_read_only(client, auth, session, world, centre):
+    the_rotation_job_ran(session)
     auth.login("viewer@example.org")
     response = client.get("/rotation")
     assert response.status_code == 200 and "Read only" in response.text
@@ -240,10 +274,8 @@ def test_readers_see_the_list_read_only(client, auth, session, world, centre):
 
 
 def test_outsiders_are_refused(client, auth, session, world, centre):
-    auth.login("supply@example.org")
-    client.get("/rotation")
+    the_rotation_job_ran(session)
     task = tasks_by_lot(session)["A"]
-    client.post("/logout")
     auth.login("outsider@example.org")
     assert client.get("/rotation?organisation=SC").status_code == 403
     assert client.get("/rotation/SC/TUBE").status_code == 403
