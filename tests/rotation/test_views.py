@@ -299,9 +299,9 @@ def test_odd_addresses_are_answered_not_crashed(client, auth, world, centre, pat
 
 @pytest.mark.postgres
 def test_two_pages_syncing_at_once_create_each_task_once(postgres_engine):
-    """The list syncs tasks on every visit, and so does the scheduler: a second sync of the same
-    organisation waits for the first and finds its tasks (this test commits, on a database of
-    its own)."""
+    """The scheduler's job and a Move to daily use button both sync tasks: a second sync of the
+    same organisation waits for the first and finds its tasks (this test commits, on a database
+    of its own)."""
     maker = so.sessionmaker(postgres_engine, expire_on_commit=False)
     with maker() as session:
         organisation = factories.org(session)
