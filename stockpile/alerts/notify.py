@@ -420,36 +420,34 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat() if value is not None else None
 
 
-@sa.event.listens_for(AlertEvent, "after_insert")
-def _queue_delivery(_mapper: so.Mapper[AlertEvent], connection: sa.Connection, event: AlertEvent) -> None:
-    """Queue the webhook delivery of an alert's change with the event that records it.
-
-    Runs inside the flush, so it reads and writes through ``connection`` only. The alert's own
-    row is saved before its events (they refer to it), so what is read is its new state.
-    """
-    name = EVENTS.get(event.kind)
-    if name is None:
-        return
-    row = connection.execute(
-        sa.select(Webhook.id.label("webhook_id"), Alert.id, Alert.rule, Alert.severity, Alert.state,
-                  Organisation.code.label("organisation"), Item.code.label("item"), Lot.lot_number,
-                  Alert.message, Alert.first_seen, Alert.last_seen)
-        .select_from(Alert)
-        .join(Organisation, Organisation.id == Alert.organisation_id)
-        .join(Webhook, sa.and_(Webhook.organisation_id == Alert.organisation_id, Webhook.active.is_(True)))
-        .outerjoin(Item, Item.id == Alert.item_id)
-        .outerjoin(Lot, Lot.id == Alert.lot_id)
-        .where(Alert.id == event.alert_id)).one_or_none()
-    if row is None:  # the organisation has no active webhook
-        return
-    payload = {"event": name,
-               "alert": {"id": row.id, "rule": row.rule, "severity": row.severity, "state": row.state,
-                         "organisation": row.organisation, "item": row.item, "lot_number": row.lot_number,
-                         "message": row.message, "first_seen": _iso(row.first_seen),
-                         "last_seen": _iso(row.last_seen)}}
-    connection.execute(sa.insert(WebhookDelivery).values(
-        webhook_id=row.webhook_id, alert_id=row.id, payload=payload, attempts=0,
-        next_attempt_at=event.at or utcnow()))
+def queue_deliveries(session: so.Session, events: Sequence[AlertEvent]) -> None:
+    """Queue the webhook deliveries of alert changes, in the transaction that records them:
+    one per active webhook of the alert's organisation and event. The events are flushed, so
+    what is read is each alert's new state."""
+    for event in events:
+        name = EVENTS.get(event.kind)
+        if name is None:
+            continue
+        row = session.execute(
+            sa.select(Webhook.id.label("webhook_id"), Alert.id, Alert.rule, Alert.severity, Alert.state,
+                      Organisation.code.label("organisation"), Item.code.label("item"), Lot.lot_number,
+                      Alert.message, Alert.first_seen, Alert.last_seen)
+            .select_from(Alert)
+            .join(Organisation, Organisation.id == Alert.organisation_id)
+            .join(Webhook, sa.and_(Webhook.organisation_id == Alert.organisation_id, Webhook.active.is_(True)))
+            .outerjoin(Item, Item.id == Alert.item_id)
+            .outerjoin(Lot, Lot.id == Alert.lot_id)
+            .where(Alert.id == event.alert_id)).one_or_none()
+        if row is None:  # the organisation has no active webhook
+            continue
+        payload = {"event": name,
+                   "alert": {"id": row.id, "rule": row.rule, "severity": row.severity, "state": row.state,
+                             "organisation": row.organisation, "item": row.item, "lot_number": row.lot_number,
+                             "message": row.message, "first_seen": _iso(row.first_seen),
+                             "last_seen": _iso(row.last_seen)}}
+        session.execute(sa.insert(WebhookDelivery).values(
+            webhook_id=row.webhook_id, alert_id=row.id, payload=payload, attempts=0,
+            next_attempt_at=event.at or utcnow()))
 
 
 def body(payload: Mapping[str, Any]) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from stockpile.alerts import notify  # noqa: F401  (queues webhook deliveries as alert events are written)
+from stockpile.alerts import notify
 from stockpile.alerts.models import (Alert, AlertEvent, AlertEventKind, AlertRule, AlertState,
                                      Severity)
 from stockpile.auth import services as auth
@@ -247,6 +247,7 @@ def evaluate(session: so.Session, organisations: Sequence[Organisation], *, toda
         scope = scope.where(Alert.item_id.in_(items))
     stored = {a.key: a for a in session.scalars(scope)}
     counts = {"opened": 0, "reopened": 0, "resolved": 0, "seen": 0}
+    events: list[AlertEvent] = []
     for key, condition in current.items():
         alert = stored.get(key)
         if alert is None:
@@ -254,14 +255,16 @@ def evaluate(session: so.Session, organisations: Sequence[Organisation], *, toda
                           item_id=condition.item_id, lot_id=condition.lot_id, severity=condition.severity,
                           message=condition.message, first_seen=now, last_seen=now, opened_at=now)
             session.add(alert)
-            alert.events.append(AlertEvent(kind=AlertEventKind.OPENED.value, at=now))
+            events.append(AlertEvent(kind=AlertEventKind.OPENED.value, at=now))
+            alert.events.append(events[-1])
             counts["opened"] += 1
             continue
         if alert.state == AlertState.RESOLVED:
             alert.state = AlertState.OPEN.value
             alert.opened_at = now
             alert.resolved_at = None
-            alert.events.append(AlertEvent(kind=AlertEventKind.REOPENED.value, at=now))
+            events.append(AlertEvent(kind=AlertEventKind.REOPENED.value, at=now))
+            alert.events.append(events[-1])
             counts["reopened"] += 1
         else:
             counts["seen"] += 1
@@ -272,10 +275,12 @@ def evaluate(session: so.Session, organisations: Sequence[Organisation], *, toda
         if key not in current and alert.state != AlertState.RESOLVED:
             alert.state = AlertState.RESOLVED.value
             alert.resolved_at = now
-            alert.events.append(AlertEvent(kind=AlertEventKind.RESOLVED.value, at=now,
-                                           comment="The condition no longer holds."))
+            events.append(AlertEvent(kind=AlertEventKind.RESOLVED.value, at=now,
+                                     comment="The condition no longer holds."))
+            alert.events.append(events[-1])
             counts["resolved"] += 1
     session.flush()
+    notify.queue_deliveries(session, events)
     return counts
 
 
@@ -285,9 +290,11 @@ def acknowledge(session: so.Session, alert: Alert, *, user_id: int | None, comme
         raise Conflict(f"Alert {alert.id} is {alert.state}; only open alerts can be acknowledged.",
                        code="not_open")
     alert.state = AlertState.ACKNOWLEDGED.value
-    alert.events.append(AlertEvent(kind=AlertEventKind.ACKNOWLEDGED.value, at=utcnow(), user_id=user_id,
-                                   comment=(comment or "").strip() or None))
+    event = AlertEvent(kind=AlertEventKind.ACKNOWLEDGED.value, at=utcnow(), user_id=user_id,
+                       comment=(comment or "").strip() or None)
+    alert.events.append(event)
     session.flush()
+    notify.queue_deliveries(session, [event])
     return alert
 
 
