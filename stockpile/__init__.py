@@ -23,6 +23,7 @@ from stockpile.inventory import views as inventory_views
 from stockpile.rotation import api as rotation_api
 from stockpile.rotation import views as rotation_views
 from stockpile.scheduler import views as scheduler_views
+from stockpile.web import security_headers
 
 # What every session (requests, commands, the scheduler's jobs) does when the ledger changes:
 # coverage forgets the computed use it kept for the stock that changed, in the same transaction;
@@ -56,5 +57,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.after_request(security_headers)
     cli.register(app)
     return app

@@ -62,10 +62,36 @@ def _authenticate() -> tuple[Response, int] | None:
     return None
 
 
+# No request of the API nests deeper than a few levels; far deeper JSON is refused before
+# anything walks it (Python's parser and printer recurse, and give up near 1,000 levels).
+MAX_JSON_DEPTH = 32
+
+
+def _malformed(message: str) -> DomainError:
+    return DomainError(message, code="malformed", fields={"_body": [message]}).with_status(400)
+
+
+def json_body() -> Any:
+    """The request's JSON (None when there is none or it does not parse); 400 ``malformed``
+    when it nests deeper than ``MAX_JSON_DEPTH``."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise _malformed(f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.") from None
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _malformed(f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return body
+
+
 def load(schema: ma.Schema, data: Any = None) -> dict[str, Any]:
     """Parse the JSON body (or ``data``) with ``schema``; 400 with field errors if it is wrong."""
     if data is None:
-        data = request.get_json(silent=True)
+        data = json_body()
         if data is None:
             raise DomainError("The body must be a JSON object.", code="malformed",
                               fields={"_body": ["Expected a JSON object."]}).with_status(400)
@@ -102,7 +128,7 @@ def paginate(stmt: sa.Select[Any], schema: ma.Schema) -> Response:
 
 
 def _request_hash() -> str:
-    body = request.get_json(silent=True)
+    body = json_body()
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")) if body is not None else request.get_data(as_text=True)
     return hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
 
