@@ -17,10 +17,12 @@ from stockpile.inventory.models import Category, Item, Organisation, Organisatio
 if TYPE_CHECKING:
     from stockpile.auth.models import User
 
+
 # The codes of the item lists the application itself knows: a pharmacy's critical drug list
 # and a supply centre's emergency list.
 CRITICAL_DRUG_LIST = "critical-drugs"
 EMERGENCY_LIST = "emergency"
+
 
 class BaselineSource(enum.StrEnum):
     MANUAL = "manual"

@@ -25,7 +25,7 @@ from stockpile.auth import services as auth
 from stockpile.auth.models import Role
 from stockpile.duty import services as duty
 from stockpile.duty.forms import CRITICALITY_LABELS, AnnualUseForm, CriticalDrugForm, CriticalDrugRemoveForm
-from stockpile.errors import Forbidden, InvalidInput, NotFound
+from stockpile.errors import DomainError, Forbidden, InvalidInput, NotFound
 from stockpile.extensions import db
 from stockpile.forms import PPE_GROUP_LABELS, option
 from stockpile.inventory.models import Item, Organisation, OrganisationKind, PPEGroup
@@ -296,7 +296,7 @@ def remove_critical_drug() -> Any:
         item, version = duty.remove_drug(db.session, _context(), organisation=organisation,
                                          item_code=form.item.data or "")
         db.session.commit()
-    except Exception:
+    except DomainError:
         db.session.rollback()
         raise
     flash(_("%(item)s is no longer on the critical drug list (version %(version)s).",

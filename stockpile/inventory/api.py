@@ -8,7 +8,7 @@ endpoints run under ``writes``: one transaction, ``Idempotency-Key`` honoured.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from stockpile.api import PREFIX, current_user, load, load_args, paginate, writes
 from stockpile.auth import services as auth
-from stockpile.db import Base, get
+from stockpile.db import M, get
 from stockpile.errors import NotFound
 from stockpile.extensions import csrf, db
 from stockpile.inventory import gs1, schemas
@@ -28,8 +28,6 @@ from stockpile.web import posting_context as _context
 bp = Blueprint("inventory_api", __name__, url_prefix=PREFIX)
 # The API is authenticated by bearer tokens, not cookies, so there is no session to forge.
 csrf.exempt(bp)
-
-M = TypeVar("M", bound=Base)
 
 ORGANISATION = schemas.OrganisationOutputSchema()
 DEPOT = schemas.DepotOutputSchema()

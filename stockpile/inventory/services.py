@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -22,15 +22,13 @@ import sqlalchemy.orm as so
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stockpile import db
-from stockpile.db import Base, begin_write, utcnow
+from stockpile.db import Base, M, begin_write, utcnow
 from stockpile.errors import (Conflict, InsufficientStock, LotExpired, LotNotUsable,
                               NotFound, check_choice, check_positive, field_error, required_text)
 from stockpile.inventory import fefo
 from stockpile.inventory.models import (Balance, Category, Depot, DisposalReason, IssueFlag, Item,
                                         Lot, LotEvent, LotEventKind, LotStatus, Movement,
                                         MovementKind, Organisation, OrganisationKind, Pool, PPEGroup)
-
-M = TypeVar("M", bound=Base)
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
 # session.info key: the (organisation id, item id) pairs whose stock changed in the transaction,
